@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class HepstoreConfig(AppConfig):
+    name = "hepstore"
+    verbose_name = "Likelihood archive"

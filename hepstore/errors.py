@@ -1,0 +1,37 @@
+"""Exceptions of the archive app; every one the app raises derives from HepstoreError."""
+
+from __future__ import annotations
+
+
+class HepstoreError(Exception):
+    """Base class. code is the machine-readable error code of the API envelope."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, problems: list[dict] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+
+class InvalidSubmission(HepstoreError):
+    code = "invalid_submission"
+    status = 422
+
+
+class UnusableInput(HepstoreError):
+    """The input cannot be read at all (unsupported file type, unsafe archive, too large)."""
+
+    code = "unusable_input"
+    status = 400
+
+
+class TooLarge(UnusableInput):
+    code = "too_large"
+    status = 413
+
+
+class NotFound(HepstoreError):
+    code = "not_found"
+    status = 404

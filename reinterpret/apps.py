@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ReinterpretConfig(AppConfig):
+    name = "reinterpret"
+    verbose_name = "Reinterpretation"

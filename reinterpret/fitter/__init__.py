@@ -1,0 +1,34 @@
+"""The portal's embedded HistFactory fitter: pure numpy/scipy, no Django.
+
+Public API:
+    compile_models(workspaces, measurement=None, codes=None) -> ModelBatch
+    hypotest(model, options) -> list[PointResult]
+    InferenceOptions, InterpolationCodes, FitOptions, PointResult, FitterError, ModelError
+"""
+
+from reinterpret.fitter.errors import FitterError, ModelError
+from reinterpret.fitter.infer import ENGINE_VERSION, InferenceOptions, PointResult, hypotest
+from reinterpret.fitter.model import InterpolationCodes, ModelBatch
+from reinterpret.fitter.optimize import FitOptions
+from reinterpret.fitter.spec import read_workspace
+
+
+def compile_models(
+    workspaces: list[dict], measurement: str | None = None, codes: InterpolationCodes | None = None
+) -> ModelBatch:
+    """Compile workspaces (plain dicts, already patched) that share channels into one batch."""
+    return ModelBatch([read_workspace(ws, measurement) for ws in workspaces], codes)
+
+
+__all__ = [
+    "ENGINE_VERSION",
+    "FitOptions",
+    "FitterError",
+    "InferenceOptions",
+    "InterpolationCodes",
+    "ModelBatch",
+    "ModelError",
+    "PointResult",
+    "compile_models",
+    "hypotest",
+]

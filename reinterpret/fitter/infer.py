@@ -1,0 +1,212 @@
+"""Hypothesis tests and upper limits for every model of a batch at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import ndtri
+
+from reinterpret.fitter import asymptotics
+from reinterpret.fitter.errors import FitterError
+from reinterpret.fitter.model import ModelBatch
+from reinterpret.fitter.optimize import FitOptions, FitOutcome, minimize
+
+ENGINE_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    test_stat: str = "qtilde"
+    mu_test: float = 1.0
+    level: float = 0.05
+    upper_limit: bool = False
+    fit: FitOptions = field(default_factory=FitOptions)
+
+    def __post_init__(self) -> None:
+        if self.test_stat not in asymptotics.TEST_STATISTICS:
+            raise FitterError(f"unknown test statistic {self.test_stat!r}")
+
+    @property
+    def asimov_mu(self) -> float:
+        return 1.0 if self.test_stat == "q0" else 0.0
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """Result for one model of the batch. CLs values are at mu_test; cls_exp and mu_up_exp run
+    from -2 sigma to +2 sigma. twice_nll is -2 log L at the best fit (HistFactory convention).
+    With the discovery statistic q0, cls_obs/cls_exp hold p0 and `significance` is its Z."""
+
+    index: int
+    cls_obs: float
+    cls_exp: tuple[float, ...]
+    mu_hat: float
+    mu_hat_error: float | None
+    twice_nll: float
+    q_obs: float
+    q_asimov: float
+    converged: bool
+    warnings: tuple[str, ...] = ()
+    mu_up_obs: float | None = None
+    mu_up_exp: tuple[float, ...] | None = None
+
+    @property
+    def significance(self) -> float:
+        """Z = Phi^-1(1 - p); meaningful for the discovery statistic q0."""
+        return float(ndtri(1.0 - self.cls_obs))
+
+    def __repr__(self) -> str:
+        exp = ", ".join(f"{x:.4g}" for x in self.cls_exp)
+        text = (
+            f"PointResult(#{self.index} CLs={self.cls_obs:.4g} exp=[{exp}] "
+            f"mu_hat={self.mu_hat:.4g} 2nll={self.twice_nll:.6g}"
+        )
+        if self.mu_up_obs is not None:
+            text += f" mu_up={self.mu_up_obs:.4g}"
+        return text + ("" if self.converged else " NOT CONVERGED") + ")"
+
+
+@dataclass
+class _Fits:
+    free: FitOutcome
+    fixed_mu: FitOutcome
+    background: FitOutcome
+    asimov_main: np.ndarray
+    asimov_aux: np.ndarray
+    asimov_free: FitOutcome
+    asimov_fixed_mu: FitOutcome
+
+
+def _set_poi(model: ModelBatch, theta: np.ndarray, fixed: np.ndarray, value) -> tuple:
+    theta = theta.copy()
+    theta[:, model.poi_index] = value
+    fixed = fixed.copy()
+    fixed[:, model.poi_index] = True
+    return theta, fixed
+
+
+def _tmu(nll_fixed: np.ndarray, nll_free: np.ndarray) -> np.ndarray:
+    return np.maximum(2.0 * (nll_fixed - nll_free), 0.0)
+
+
+def _q(model: ModelBatch, test_stat: str, mu, nll_fixed, free: FitOutcome) -> np.ndarray:
+    tmu = _tmu(nll_fixed, free.nll)
+    mu_hat = free.theta[:, model.poi_index]
+    if test_stat == "q0":
+        return np.where(mu_hat < mu, 0.0, tmu)
+    return np.where(mu_hat > mu, 0.0, tmu)
+
+
+def run_fits(model: ModelBatch, options: InferenceOptions) -> _Fits:
+    rows = np.arange(model.size)
+    fopt = options.fit
+    main, aux = model.observed, model.aux
+    free = minimize(model, rows, main, aux, model.init, model.fixed, fopt, keep_hessian=True)
+    # Both fixed-POI fits on the observed data, warm-started from the global fit, in one batch.
+    th_mu, fx_mu = _set_poi(model, free.theta, model.fixed, options.mu_test)
+    th_bg, fx_bg = _set_poi(model, free.theta, model.fixed, options.asimov_mu)
+    both = minimize(
+        model, np.concatenate([rows, rows]), np.concatenate([main, main]),
+        np.concatenate([aux, aux]), np.concatenate([th_mu, th_bg]),
+        np.concatenate([fx_mu, fx_bg]), fopt,
+    )
+    fixed_mu, background = _split(both, model.size)
+    a_main, a_aux = model.expected(background.theta, rows)
+    # Asimov fits: the global one starts at the generating point, the fixed one at the
+    # observed fixed-POI optimum.
+    asimov = minimize(
+        model, np.concatenate([rows, rows]), np.concatenate([a_main, a_main]),
+        np.concatenate([a_aux, a_aux]), np.concatenate([background.theta, fixed_mu.theta]),
+        np.concatenate([model.fixed, fx_mu]), fopt,
+    )
+    a_free, a_fixed = _split(asimov, model.size)
+    return _Fits(free, fixed_mu, background, a_main, a_aux, a_free, a_fixed)
+
+
+def _split(outcome: FitOutcome, n: int) -> tuple[FitOutcome, FitOutcome]:
+    def part(sl: slice) -> FitOutcome:
+        return FitOutcome(
+            outcome.theta[sl], outcome.nll[sl], outcome.converged[sl],
+            outcome.iterations[sl], outcome.gradient_norm[sl], outcome.messages[sl],
+        )
+
+    return part(slice(0, n)), part(slice(n, 2 * n))
+
+
+def hypotest(model: ModelBatch, options: InferenceOptions | None = None) -> list[PointResult]:
+    """CLs at options.mu_test (and upper limits if asked) for every model of the batch."""
+    options = options or InferenceOptions()
+    fits = run_fits(model, options)
+    mu = options.mu_test
+    q_obs = _q(model, options.test_stat, mu, fits.fixed_mu.nll, fits.free)
+    q_a = _q(model, options.test_stat, mu, fits.asimov_fixed_mu.nll, fits.asimov_free)
+    cls_obs, cls_exp = asymptotics.observed_and_expected(q_obs, q_a, options.test_stat)
+    errors = _poi_errors(model, fits.free)
+    limits = upper_limits(model, fits, options) if options.upper_limit else None
+
+    results = []
+    names = ("global fit", "fixed-POI fit", "background-only fit", "Asimov global fit",
+             "Asimov fixed-POI fit")
+    outcomes = (fits.free, fits.fixed_mu, fits.background, fits.asimov_free, fits.asimov_fixed_mu)
+    for b in range(model.size):
+        warnings = [
+            f"{name} did not converge ({out.messages[b]})"
+            for name, out in zip(names, outcomes, strict=True) if not out.converged[b]
+        ]
+        up_obs = up_exp = None
+        if limits is not None:
+            values, ok = limits
+            if not ok[b].all():
+                warnings.append("upper limit not bracketed within the POI bounds")
+            up_obs = float(values[b, 0])
+            up_exp = tuple(float(x) for x in values[b, 1:])
+        results.append(
+            PointResult(
+                index=b,
+                cls_obs=float(cls_obs[b]),
+                cls_exp=tuple(float(x) for x in cls_exp[b]),
+                mu_hat=float(fits.free.theta[b, model.poi_index]),
+                mu_hat_error=errors[b],
+                twice_nll=float(2.0 * fits.free.nll[b]),
+                q_obs=float(q_obs[b]),
+                q_asimov=float(q_a[b]),
+                converged=not warnings,
+                warnings=tuple(warnings),
+                mu_up_obs=up_obs,
+                mu_up_exp=up_exp,
+            )
+        )
+    return results
+
+
+def _poi_errors(model: ModelBatch, free: FitOutcome) -> list[float | None]:
+    """Uncertainty of mu_hat from the inverse Hessian over the free parameters."""
+    out: list[float | None] = []
+    for b in range(model.size):
+        keep = ~model.fixed[b]
+        if not keep[model.poi_index]:
+            out.append(None)
+            continue
+        h = free.hessian[b][np.ix_(keep, keep)]
+        k = int(np.flatnonzero(keep).tolist().index(model.poi_index))
+        try:
+            cov = np.linalg.inv(h)
+        except np.linalg.LinAlgError:
+            out.append(None)
+            continue
+        var = cov[k, k]
+        out.append(float(np.sqrt(var)) if np.isfinite(var) and var > 0 else None)
+    return out
+
+
+def upper_limits(model: ModelBatch, fits: _Fits, options: InferenceOptions):
+    """Upper limits on the POI at CLs = level: observed and the expected band.
+
+    Returns (values (B, 6), bracketed (B, 6)); column 0 observed, 1..5 expected -2..+2 sigma.
+    Each of the 6*B curves is solved by its own bracketed false-position iteration; every
+    round evaluates all pending curves in one batched pair of fixed-POI fits.
+    """
+    from reinterpret.fitter.limits import solve_limits
+
+    return solve_limits(model, fits, options)

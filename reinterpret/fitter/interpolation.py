@@ -1,0 +1,116 @@
+"""Interpolation of systematic variations as a function of a nuisance parameter alpha.
+
+Each function takes alpha and the up/down variations broadcast against each other and returns
+(value, first derivative, second derivative) with respect to alpha, so that the likelihood can
+be differentiated analytically. Multiplicative codes (normsys) return a factor that is 1 at
+alpha = 0; additive codes (histosys) return a shift of the yield that is 0 at alpha = 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MULTIPLICATIVE_CODES = ("code0", "code1", "code4")
+ADDITIVE_CODES = ("code0", "code4p")
+
+
+def code4_coefficients(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Coefficients a_1..a_6 of the polynomial 1 + sum_i a_i alpha^i used inside |alpha| < 1.
+
+    They make the factor, its first and its second derivative continuous at alpha = +-1, where
+    the factor is hi**alpha (alpha >= 1) and lo**(-alpha) (alpha <= -1). Shape: hi.shape + (6,).
+    """
+    hi = np.asarray(hi, dtype=float)
+    lo = np.asarray(lo, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_hi = np.log(hi)
+        log_lo = np.log(lo)
+    powers = np.arange(1, 7)
+    # Rows: value at +1, value at -1, slope at +1, slope at -1, curvature at +1, curvature at -1.
+    matrix = np.array(
+        [
+            np.ones(6),
+            (-1.0) ** powers,
+            powers * 1.0,
+            powers * (-1.0) ** (powers - 1),
+            powers * (powers - 1.0),
+            powers * (powers - 1.0) * (-1.0) ** (powers - 2),
+        ]
+    )
+    rhs = np.stack(
+        [
+            hi - 1.0,
+            lo - 1.0,
+            hi * log_hi,
+            -lo * log_lo,
+            hi * log_hi**2,
+            lo * log_lo**2,
+        ],
+        axis=-1,
+    )
+    return rhs @ np.linalg.inv(matrix).T
+
+
+def multiplicative(
+    code: str, alpha: np.ndarray, hi: np.ndarray, lo: np.ndarray, coeffs: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Factor for a normsys-like variation with relative up/down factors hi and lo."""
+    if code == "code0":
+        slope = np.where(alpha >= 0, hi - 1.0, 1.0 - lo)
+        return 1.0 + alpha * slope, slope, np.zeros_like(slope)
+    if code == "code1":
+        base = np.where(alpha >= 0, hi, lo)
+        exponent = np.where(alpha >= 0, alpha, -alpha)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_base = np.where(alpha >= 0, np.log(hi), -np.log(lo))
+        value = base**exponent
+        return value, value * log_base, value * log_base**2
+    if code == "code4":
+        if coeffs is None:
+            coeffs = code4_coefficients(hi, lo)
+        inside = np.abs(alpha) < 1.0
+        a = np.where(inside, alpha, 0.0)
+        # Horner evaluation of 1 + sum_i c_i a^i and its derivatives.
+        c = coeffs
+        poly = 1.0 + a * (c[..., 0] + a * (c[..., 1] + a * (c[..., 2] + a * (
+            c[..., 3] + a * (c[..., 4] + a * c[..., 5])))))
+        d1 = c[..., 0] + a * (2 * c[..., 1] + a * (3 * c[..., 2] + a * (
+            4 * c[..., 3] + a * (5 * c[..., 4] + a * 6 * c[..., 5]))))
+        d2 = 2 * c[..., 1] + a * (6 * c[..., 2] + a * (12 * c[..., 3] + a * (
+            20 * c[..., 4] + a * 30 * c[..., 5])))
+        outer, outer_d1, outer_d2 = multiplicative("code1", alpha, hi, lo)
+        return (
+            np.where(inside, poly, outer),
+            np.where(inside, d1, outer_d1),
+            np.where(inside, d2, outer_d2),
+        )
+    raise ValueError(f"unknown multiplicative interpolation code {code!r}")
+
+
+def additive(
+    code: str, alpha: np.ndarray, up: np.ndarray, down: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shift of a yield for a histosys-like variation.
+
+    up and down are the differences hi_data - nominal and nominal - lo_data.
+    """
+    if code == "code0":
+        slope = np.where(alpha >= 0, up, down)
+        return alpha * slope, slope, np.zeros_like(slope)
+    if code == "code4p":
+        outside = np.abs(alpha) > 1.0
+        s = 0.5 * (up + down)
+        a_coef = 0.0625 * (up - down)
+        a = np.where(outside, 0.0, alpha)
+        a2 = a * a
+        # delta = a*S + A*(15 a^2 - 10 a^4 + 3 a^6) inside |alpha| <= 1, linear outside.
+        inner = a * s + a_coef * a2 * (15.0 - 10.0 * a2 + 3.0 * a2 * a2)
+        inner_d1 = s + a_coef * a * (30.0 - 40.0 * a2 + 18.0 * a2 * a2)
+        inner_d2 = a_coef * (30.0 - 120.0 * a2 + 90.0 * a2 * a2)
+        slope = np.where(alpha >= 0, up, down)
+        return (
+            np.where(outside, alpha * slope, inner),
+            np.where(outside, slope, inner_d1),
+            np.where(outside, 0.0, inner_d2),
+        )
+    raise ValueError(f"unknown additive interpolation code {code!r}")

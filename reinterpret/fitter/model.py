@@ -1,0 +1,382 @@
+"""A batch of HistFactory models compiled into dense arrays, with an analytic likelihood.
+
+All models of a batch share channels and bins (they are the signal points of one background
+model); samples and parameters are the union over the batch, and whatever a point lacks is
+neutral for it (zero yield, factor one, parameter fixed and unconstrained).
+
+Array shapes use R for rows (model evaluations, each pointing at one model of the batch),
+P for parameters, S for sample-bins (every sample of every channel times its bins) and N for
+bins (all channels concatenated).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import gammaln
+
+from reinterpret.fitter import interpolation
+from reinterpret.fitter.errors import ModelError
+from reinterpret.fitter.spec import LINEAR_TYPES, ParameterSpec, WorkspaceSpec
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+CATEGORIES = ("linear", "normsys", "histosys", "normsys+histosys")
+
+
+def _category(modifier_types: set[str]) -> str:
+    if modifier_types & set(LINEAR_TYPES):
+        return "linear"
+    if modifier_types == {"normsys"}:
+        return "normsys"
+    if modifier_types == {"histosys"}:
+        return "histosys"
+    return "normsys+histosys"
+
+
+@dataclass(frozen=True)
+class InterpolationCodes:
+    normsys: str = "code4"
+    histosys: str = "code4p"
+
+    def __post_init__(self) -> None:
+        if self.normsys not in interpolation.MULTIPLICATIVE_CODES:
+            raise ModelError(f"unsupported normsys interpolation {self.normsys!r}")
+        if self.histosys not in interpolation.ADDITIVE_CODES:
+            raise ModelError(f"unsupported histosys interpolation {self.histosys!r}")
+
+
+@dataclass
+class Evaluation:
+    """NLL (R,), gradient (R, P) and Hessian (R, P, P) of -log L (not twice)."""
+
+    nll: np.ndarray
+    grad: np.ndarray
+    hess: np.ndarray | None
+
+
+class ModelBatch:
+    """Dense arrays for B models; see the module docstring for the shapes."""
+
+    def __init__(self, specs: list[WorkspaceSpec], codes: InterpolationCodes | None = None):
+        if not specs:
+            raise ModelError("no model to compile")
+        self.codes = codes or InterpolationCodes()
+        first = specs[0]
+        for spec in specs[1:]:
+            if spec.channels != first.channels:
+                raise ModelError("models of one batch must share their channels and bins")
+            if spec.poi != first.poi:
+                raise ModelError("models of one batch must share their parameter of interest")
+        self.size = len(specs)
+        self.channels = first.channels
+        self.poi_name = first.poi
+        self.nbins = sum(n for _, n in self.channels)
+        self._layout_parameters(specs)
+        self._layout_samples(specs)
+        self._fill(specs)
+
+    # ----------------------------------------------------------------- layout
+    def _layout_parameters(self, specs: list[WorkspaceSpec]) -> None:
+        """Assign parameter slots. Parameters every point has get a slot of their own; those
+        only some points have (a signal sample's own statistical uncertainty, say) share pools
+        of slots by category, so that the batch is not as wide as the union of all of them."""
+        self.par_specs: dict[str, ParameterSpec] = {}
+        counts: dict[str, int] = {}
+        for spec in specs:
+            for name, par in spec.parameters.items():
+                counts[name] = counts.get(name, 0) + 1
+                known = self.par_specs.get(name)
+                if known is None:
+                    self.par_specs[name] = known = copy.copy(par)
+                    known.modifier_types = set(par.modifier_types)
+                elif known.size != par.size or known.kind != par.kind:
+                    raise ModelError(f"parameter {name!r} differs between signal points")
+                known.modifier_types |= par.modifier_types
+        category = {name: _category(par.modifier_types) for name, par in self.par_specs.items()}
+        slot_category: list[str] = []
+        shared: dict[str, slice] = {}
+        for name, par in self.par_specs.items():
+            if counts[name] == len(specs):
+                shared[name] = slice(len(slot_category), len(slot_category) + par.size)
+                slot_category += [category[name]] * par.size
+        if self.poi_name not in shared:
+            raise ModelError(f"the parameter of interest {self.poi_name!r} is not in every model")
+        need = dict.fromkeys(CATEGORIES, 0)
+        for spec in specs:
+            used = dict.fromkeys(CATEGORIES, 0)
+            for name, par in spec.parameters.items():
+                if name not in shared:
+                    used[category[name]] += par.size
+            need = {c: max(need[c], used[c]) for c in CATEGORIES}
+        pool_start = {}
+        for c in CATEGORIES:
+            pool_start[c] = len(slot_category)
+            slot_category += [c] * need[c]
+        self.slices: list[dict[str, slice]] = []
+        self.labels: list[list[str]] = []
+        for spec in specs:
+            slices = dict(shared)
+            cursor = dict(pool_start)
+            for name, par in spec.parameters.items():
+                if name not in shared:
+                    c = category[name]
+                    slices[name] = slice(cursor[c], cursor[c] + par.size)
+                    cursor[c] += par.size
+            labels = [""] * len(slot_category)
+            for name, sl in slices.items():
+                for i in range(sl.start, sl.stop):
+                    labels[i] = name if sl.stop - sl.start == 1 else f"{name}[{i - sl.start}]"
+            self.slices.append(slices)
+            self.labels.append(labels)
+        self.slot_category = slot_category
+        self.npars = len(slot_category)
+        self.poi_index = shared[self.poi_name].start
+
+    def _layout_samples(self, specs: list[WorkspaceSpec]) -> None:
+        keys: dict[tuple[str, str], int] = {}
+        offsets: list[tuple[int, int]] = []
+        for spec in specs:
+            for sample in spec.samples:
+                key = (sample.channel, sample.name)
+                if key not in keys:
+                    keys[key] = len(offsets)
+                    offsets.append((sample.offset, len(sample.nominal)))
+        self.sample_keys = list(keys)
+        self._sample_index = keys
+        starts = np.cumsum([0] + [n for _, n in offsets])
+        self._sample_start = starts[:-1]
+        self.nsb = int(starts[-1])
+        self.sb_bin = np.concatenate([np.arange(o, o + n) for o, n in offsets]).astype(int)
+        self.sum_to_bins = np.zeros((self.nsb, self.nbins))
+        self.sum_to_bins[np.arange(self.nsb), self.sb_bin] = 1.0
+
+    def _fill(self, specs: list[WorkspaceSpec]) -> None:
+        B, P, S = self.size, self.npars, self.nsb
+        cats = np.array(self.slot_category)
+        self.lin_idx = np.flatnonzero(cats == "linear")
+        self.ns_idx = np.flatnonzero((cats == "normsys") | (cats == "normsys+histosys"))
+        self.hs_idx = np.flatnonzero((cats == "histosys") | (cats == "normsys+histosys"))
+        lin_pos = {int(p): i for i, p in enumerate(self.lin_idx)}
+        ns_pos = {int(p): i for i, p in enumerate(self.ns_idx)}
+        hs_pos = {int(p): i for i, p in enumerate(self.hs_idx)}
+        self.nominal = np.zeros((B, S))
+        self.lin_on = np.zeros((B, len(self.lin_idx), S))
+        self.ns_hi = np.ones((B, len(self.ns_idx), S))
+        self.ns_lo = np.ones((B, len(self.ns_idx), S))
+        self.hs_up = np.zeros((B, len(self.hs_idx), S))
+        self.hs_down = np.zeros((B, len(self.hs_idx), S))
+        self.present = np.zeros((B, P), dtype=bool)
+        self.init = np.ones((B, P))
+        self.lower = np.zeros((B, P))
+        self.upper = np.ones((B, P)) * 10.0
+        self.fixed = np.zeros((B, P), dtype=bool)
+        self.gauss = np.zeros((B, P), dtype=bool)
+        self.poisson = np.zeros((B, P), dtype=bool)
+        self.aux = np.zeros((B, P))
+        self.sigma = np.ones((B, P))
+        self.tau = np.ones((B, P))
+        self.observed = np.zeros((B, self.nbins))
+
+        for b, spec in enumerate(specs):
+            self.observed[b] = np.concatenate([spec.observations[c] for c, _ in self.channels])
+            slices = self.slices[b]
+            for name, par in spec.parameters.items():
+                sl = slices[name]
+                self.present[b, sl] = True
+                self.init[b, sl] = par.inits
+                self.lower[b, sl] = [lo for lo, _ in par.bounds]
+                self.upper[b, sl] = [hi for _, hi in par.bounds]
+                self.fixed[b, sl] = par.fixed
+                if par.kind == "gauss":
+                    self.gauss[b, sl] = True
+                    self.aux[b, sl] = par.aux
+                    self.sigma[b, sl] = par.sigmas
+                elif par.kind == "poisson":
+                    self.poisson[b, sl] = True
+                    self.aux[b, sl] = par.aux
+                    self.tau[b, sl] = par.factors
+            for sample in spec.samples:
+                k = self._sample_index[(sample.channel, sample.name)]
+                cols = slice(self._sample_start[k], self._sample_start[k] + len(sample.nominal))
+                nominal = np.asarray(sample.nominal)
+                self.nominal[b, cols] = nominal
+                seen: set[tuple[str, str]] = set()
+                for mname, mtype, data in sample.modifiers:
+                    if (mname, mtype) in seen:
+                        raise ModelError(
+                            f"modifier {mname!r} ({mtype}) appears twice on sample {sample.name!r}"
+                        )
+                    seen.add((mname, mtype))
+                    sl = slices[mname]
+                    if mtype in ("normfactor", "lumi"):
+                        self.lin_on[b, lin_pos[sl.start], cols] = 1.0
+                    elif mtype in ("shapefactor", "staterror", "shapesys"):
+                        for i in range(sl.stop - sl.start):
+                            self.lin_on[b, lin_pos[sl.start + i], cols.start + i] = 1.0
+                    elif mtype == "normsys":
+                        self.ns_hi[b, ns_pos[sl.start], cols] = float(data["hi"])
+                        self.ns_lo[b, ns_pos[sl.start], cols] = float(data["lo"])
+                    elif mtype == "histosys":
+                        self.hs_up[b, hs_pos[sl.start], cols] = np.asarray(data["hi_data"]) - nominal
+                        self.hs_down[b, hs_pos[sl.start], cols] = nominal - np.asarray(data["lo_data"])
+        # Parameters a point does not have are neutral: fixed at their initial value.
+        self.fixed |= ~self.present
+        self.ns_coef = (
+            interpolation.code4_coefficients(self.ns_hi, self.ns_lo)
+            if self.codes.normsys == "code4" else None
+        )
+
+    # ------------------------------------------------------------- likelihood
+    def default_aux(self, rows: np.ndarray) -> np.ndarray:
+        return self.aux[rows]
+
+    def expected(self, theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expected main data (R, N) and the expected auxiliary data (R, P) at theta."""
+        nu_sb = self._yields(theta, rows, derivatives=False)[0]
+        aux = np.where(self.poisson[rows], self.tau[rows] * theta, theta)
+        return nu_sb @ self.sum_to_bins, aux
+
+    def _yields(self, theta: np.ndarray, rows: np.ndarray, derivatives: bool):
+        nominal = self.nominal[rows]
+        alpha_h = theta[:, self.hs_idx, None]
+        up, down = self.hs_up[rows], self.hs_down[rows]
+        delta, d1, d2 = interpolation.additive(self.codes.histosys, alpha_h, up, down)
+        additive_yield = nominal + delta.sum(axis=1)
+
+        R = theta.shape[0]
+        g = np.ones((R, self.npars, self.nsb))
+        g1 = np.zeros_like(g) if derivatives else None
+        g2 = np.zeros_like(g) if derivatives else None
+        lin_on = self.lin_on[rows]
+        g[:, self.lin_idx] = np.where(lin_on > 0, theta[:, self.lin_idx, None], 1.0)
+        coef = self.ns_coef[rows] if self.ns_coef is not None else None
+        f, f1, f2 = interpolation.multiplicative(
+            self.codes.normsys, theta[:, self.ns_idx, None], self.ns_hi[rows], self.ns_lo[rows],
+            coef,
+        )
+        # A parameter that is both normsys and histosys multiplies through normsys only here.
+        g[:, self.ns_idx] = f
+        factor = g.prod(axis=1)
+        nu_sb = additive_yield * factor
+        if not derivatives:
+            return nu_sb, None
+        g1[:, self.lin_idx] = lin_on
+        g1[:, self.ns_idx] = f1
+        g2[:, self.ns_idx] = f2
+        # Product of all factors but one, without dividing by a factor that may be zero.
+        ones = np.ones((R, 1, self.nsb))
+        prefix = np.concatenate([ones, np.cumprod(g[:, :-1], axis=1)], axis=1)
+        suffix = np.concatenate([np.cumprod(g[:, :0:-1], axis=1)[:, ::-1], ones], axis=1)
+        excl = prefix * suffix
+        return nu_sb, (additive_yield, factor, d1, d2, g, g1, g2, excl)
+
+    def evaluate(
+        self,
+        theta: np.ndarray,
+        rows: np.ndarray,
+        main: np.ndarray,
+        aux: np.ndarray,
+        hessian: bool = True,
+    ) -> Evaluation:
+        """-log L with gradient and (optionally) Hessian for parameter rows theta (R, P).
+
+        main: observed counts per bin (R, N); aux: auxiliary data per parameter (R, P).
+        The normalisation matches the HistFactory convention (continuous Poisson with
+        log-gamma, full Gaussian density), so 2*nll is comparable with other implementations.
+        """
+        nu_sb, parts = self._yields(theta, rows, derivatives=True)
+        additive_yield, factor, d1, d2, g, g1, g2, excl = parts
+        nu = nu_sb @ self.sum_to_bins
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_nu = np.log(nu)
+            main_terms = nu - main * log_nu + gammaln(main + 1.0)
+            main_terms = np.where(main > 0, main_terms, nu)
+        nll = main_terms.sum(axis=1)
+
+        # dnu_sb/dtheta_p = A g'_p prod_{q != p} g_q + A'_p prod_q g_q
+        mprime = g1 * excl
+        jac = additive_yield[:, None, :] * mprime
+        jac[:, self.hs_idx] += d1 * factor[:, None, :]
+        jac_bins = jac @ self.sum_to_bins
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(main > 0, main / nu, 0.0)
+        resid = 1.0 - ratio
+        grad = np.einsum("rpn,rn->rp", jac_bins, resid)
+
+        nll_c, grad_c, hess_c = self._constraints(theta, rows, aux)
+        nll = nll + nll_c
+        grad = grad + grad_c
+        if not hessian:
+            return Evaluation(nll, grad, None)
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weight = np.where(main > 0, main / (nu * nu), 0.0)
+        hess = (jac_bins * weight[:, None, :]) @ jac_bins.transpose(0, 2, 1)
+        c_sb = resid[:, self.sb_bin]
+        # Second derivatives of the yields, contracted with (1 - n/nu).
+        cross_h = (d1 * c_sb[:, None, :]) @ mprime.transpose(0, 2, 1)  # (R, H, P)
+        second = np.zeros_like(hess)
+        second[:, self.hs_idx, :] += cross_h
+        second[:, :, self.hs_idx] += cross_h.transpose(0, 2, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(g != 0, g1 / g, 0.0)
+        weighted = (c_sb * additive_yield)[:, None, :] * mprime
+        mixed = weighted @ rho.transpose(0, 2, 1)
+        second += 0.5 * (mixed + mixed.transpose(0, 2, 1))
+        diag = np.einsum("rps,rs->rp", g2 * excl, c_sb * additive_yield)
+        diag[:, self.hs_idx] += np.einsum("rhs,rs->rh", d2, c_sb * factor)
+        diag[:, self.hs_idx] += 2.0 * np.einsum(
+            "rhs,rhs->rh", d1 * c_sb[:, None, :], mprime[:, self.hs_idx]
+        )
+        idx = np.arange(self.npars)
+        second[:, idx, idx] = diag
+        hess = hess + second
+        hess[:, idx, idx] += hess_c
+        return Evaluation(nll, grad, hess)
+
+    def nll(self, theta: np.ndarray, rows: np.ndarray, main: np.ndarray, aux: np.ndarray):
+        """-log L only (R,), for line searches."""
+        nu = self._yields(theta, rows, derivatives=False)[0] @ self.sum_to_bins
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(main > 0, nu - main * np.log(nu) + gammaln(main + 1.0), nu)
+        return terms.sum(axis=1) + self._constraints(theta, rows, aux)[0]
+
+    def _constraints(self, theta: np.ndarray, rows: np.ndarray, aux: np.ndarray):
+        gauss, poisson = self.gauss[rows], self.poisson[rows]
+        sigma, tau = self.sigma[rows], self.tau[rows]
+        pull = (theta - aux) / sigma
+        g_nll = 0.5 * pull**2 + np.log(sigma) + 0.5 * LOG_2PI
+        p_nll, p_grad, p_hess = _poisson_constraint(theta, aux, tau)
+        nll = np.where(gauss, g_nll, 0.0).sum(axis=1) + np.where(poisson, p_nll, 0.0).sum(axis=1)
+        grad = np.where(gauss, pull / sigma, 0.0) + np.where(poisson, p_grad, 0.0)
+        hess = np.where(gauss, 1.0 / sigma**2, 0.0) + np.where(poisson, p_hess, 0.0)
+        return nll, grad, hess
+
+
+def _poisson_constraint(theta: np.ndarray, aux: np.ndarray, tau: np.ndarray):
+    """-log Poisson(aux | tau * theta) with its first two derivatives in theta.
+
+    Written as aux * (x - log1p(x)) with x = tau*theta/aux - 1 plus a constant, so that a
+    constraint with tau ~ 1e11 still resolves changes of -log L far below one unit.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = aux / tau  # theta at which the constraint is minimal
+        x = (theta - centre) / centre
+        shape = np.where(aux > 0, aux * (x - np.log1p(x)), tau * theta)
+        nll = shape + _poisson_constant(aux)
+        grad = tau * (theta - centre) / theta
+        hess = aux / theta**2
+    return nll, grad, hess
+
+
+def _poisson_constant(a: np.ndarray) -> np.ndarray:
+    """a - a log a + log Gamma(a + 1), accurate for large a (Stirling series)."""
+    a = np.asarray(a, dtype=float)
+    big = a > 1e5
+    safe = np.where(big, 1.0, np.maximum(a, 1e-300))
+    direct = np.where(a > 0, safe - safe * np.log(safe) + gammaln(safe + 1.0), 0.0)
+    ab = np.where(big, a, 1.0)
+    stirling = 0.5 * np.log(2.0 * np.pi * ab) + 1.0 / (12.0 * ab) - 1.0 / (360.0 * ab**3)
+    return np.where(big, stirling, direct)
