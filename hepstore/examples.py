@@ -11,18 +11,30 @@ import math
 
 from hepstore.jsonio import patchset_digest
 
-LUMI = {"name": "lumi", "auxdata": [1.0], "sigmas": [0.017], "bounds": [[0.915, 1.085]],
-        "inits": [1.0], "fixed": False}
+LUMI = {
+    "name": "lumi",
+    "auxdata": [1.0],
+    "sigmas": [0.017],
+    "bounds": [[0.915, 1.085]],
+    "inits": [1.0],
+    "fixed": False,
+}
 
 
 def background_workspace(scale: float = 1.0) -> dict:
     def sample(name, data, *mods):
-        return {"name": name, "data": [round(x * scale, 4) for x in data],
-                "modifiers": [{"name": "lumi", "type": "lumi", "data": None}, *mods]}
+        return {
+            "name": name,
+            "data": [round(x * scale, 4) for x in data],
+            "modifiers": [{"name": "lumi", "type": "lumi", "data": None}, *mods],
+        }
 
     def stat(channel, data):
-        return {"name": f"staterror_{channel}", "type": "staterror",
-                "data": [round(0.08 * x * scale, 4) for x in data]}
+        return {
+            "name": f"staterror_{channel}",
+            "type": "staterror",
+            "data": [round(0.08 * x * scale, 4) for x in data],
+        }
 
     sr_ttbar = [42.0, 18.5, 6.2]
     sr_wjets = [21.0, 9.0, 2.8]
@@ -32,33 +44,69 @@ def background_workspace(scale: float = 1.0) -> dict:
     return {
         "version": "1.0.0",
         "channels": [
-            {"name": "SR_meff", "samples": [
-                sample("ttbar", sr_ttbar,
-                       {"name": "mu_ttbar", "type": "normfactor", "data": None},
-                       {"name": "JES", "type": "histosys", "data": {
-                           "hi_data": [x * 1.06 for x in sr_ttbar],
-                           "lo_data": [x * 0.95 for x in sr_ttbar]}},
-                       stat("SR_meff", sr_ttbar)),
-                sample("wjets", sr_wjets,
-                       {"name": "wjets_xsec", "type": "normsys", "data": {"hi": 1.12, "lo": 0.9}},
-                       {"name": "JES", "type": "histosys", "data": {
-                           "hi_data": [x * 1.04 for x in sr_wjets],
-                           "lo_data": [x * 0.97 for x in sr_wjets]}},
-                       stat("SR_meff", sr_wjets)),
-                sample("other", sr_other,
-                       {"name": "other_xsec", "type": "normsys", "data": {"hi": 1.2, "lo": 0.8}}),
-            ]},
-            {"name": "CR_ttbar", "samples": [
-                sample("ttbar", cr_ttbar,
-                       {"name": "mu_ttbar", "type": "normfactor", "data": None},
-                       {"name": "JES", "type": "histosys", "data": {
-                           "hi_data": [x * 1.03 for x in cr_ttbar],
-                           "lo_data": [x * 0.98 for x in cr_ttbar]}},
-                       stat("CR_ttbar", cr_ttbar)),
-                sample("wjets", cr_wjets,
-                       {"name": "wjets_xsec", "type": "normsys", "data": {"hi": 1.12, "lo": 0.9}},
-                       stat("CR_ttbar", cr_wjets)),
-            ]},
+            {
+                "name": "SR_meff",
+                "samples": [
+                    sample(
+                        "ttbar",
+                        sr_ttbar,
+                        {"name": "mu_ttbar", "type": "normfactor", "data": None},
+                        {
+                            "name": "JES",
+                            "type": "histosys",
+                            "data": {
+                                "hi_data": [x * 1.06 for x in sr_ttbar],
+                                "lo_data": [x * 0.95 for x in sr_ttbar],
+                            },
+                        },
+                        stat("SR_meff", sr_ttbar),
+                    ),
+                    sample(
+                        "wjets",
+                        sr_wjets,
+                        {"name": "wjets_xsec", "type": "normsys", "data": {"hi": 1.12, "lo": 0.9}},
+                        {
+                            "name": "JES",
+                            "type": "histosys",
+                            "data": {
+                                "hi_data": [x * 1.04 for x in sr_wjets],
+                                "lo_data": [x * 0.97 for x in sr_wjets],
+                            },
+                        },
+                        stat("SR_meff", sr_wjets),
+                    ),
+                    sample(
+                        "other",
+                        sr_other,
+                        {"name": "other_xsec", "type": "normsys", "data": {"hi": 1.2, "lo": 0.8}},
+                    ),
+                ],
+            },
+            {
+                "name": "CR_ttbar",
+                "samples": [
+                    sample(
+                        "ttbar",
+                        cr_ttbar,
+                        {"name": "mu_ttbar", "type": "normfactor", "data": None},
+                        {
+                            "name": "JES",
+                            "type": "histosys",
+                            "data": {
+                                "hi_data": [x * 1.03 for x in cr_ttbar],
+                                "lo_data": [x * 0.98 for x in cr_ttbar],
+                            },
+                        },
+                        stat("CR_ttbar", cr_ttbar),
+                    ),
+                    sample(
+                        "wjets",
+                        cr_wjets,
+                        {"name": "wjets_xsec", "type": "normsys", "data": {"hi": 1.12, "lo": 0.9}},
+                        stat("CR_ttbar", cr_wjets),
+                    ),
+                ],
+            },
         ],
         "observations": [
             {"name": "SR_meff", "data": [round(x * scale) for x in (71.0, 29.0, 9.0)]},
@@ -102,10 +150,12 @@ def patchset(workspace: dict, analysis_id: str = "ins0000001") -> dict:
         for m2 in GRID_M2:
             if m2 >= m1:
                 continue
-            patches.append({
-                "metadata": {"name": f"C1N2_{m1}_{m2}", "values": [m1, m2]},
-                "patch": signal_patch(m1, m2),
-            })
+            patches.append(
+                {
+                    "metadata": {"name": f"C1N2_{m1}_{m2}", "values": [m1, m2]},
+                    "patch": signal_patch(m1, m2),
+                }
+            )
     return {
         "metadata": {
             "description": "signal patchset for the example search",

@@ -72,8 +72,9 @@ def loads(data: bytes | str):
     except json.JSONDecodeError as exc:
         truncated = exc.pos >= len(text.rstrip())
         what = "truncated JSON (the document ends early)" if truncated else "not valid JSON"
-        raise JSONProblem(f"{what}: {exc.msg} at line {exc.lineno}, column {exc.colno}",
-                          exc.lineno, exc.colno) from exc
+        raise JSONProblem(
+            f"{what}: {exc.msg} at line {exc.lineno}, column {exc.colno}", exc.lineno, exc.colno
+        ) from exc
     except ValueError as exc:
         raise JSONProblem(str(exc)) from exc
     except RecursionError as exc:
@@ -90,8 +91,9 @@ def load_path(path: str | Path):
 
 def canonical_bytes(obj) -> bytes:
     """Canonical serialisation: sorted keys, compact separators, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def canonical_sha256(obj) -> str:

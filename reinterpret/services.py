@@ -63,19 +63,26 @@ def apply_patch(workspace: dict, operations: list, name: str | None = None) -> d
         raise PatchFailed(f"{label} does not apply: {exc}") from exc
 
 
-def patch_points(workspace: dict, patchset: dict, names: Sequence[str] | None = None) -> list[Point]:
+def patch_points(
+    workspace: dict, patchset: dict, names: Sequence[str] | None = None
+) -> list[Point]:
     """Points of a patchset (all, or those named, in the order named)."""
     patches = {p["metadata"]["name"]: p for p in patchset.get("patches", [])}
     if names:
         unknown = [n for n in names if n not in patches]
         if unknown:
-            raise ReinterpretError(f"no patch named {', '.join(map(repr, unknown))} in the patchset")
+            raise ReinterpretError(
+                f"no patch named {', '.join(map(repr, unknown))} in the patchset"
+            )
         chosen = [patches[n] for n in names]
     else:
         chosen = list(patches.values())
     return [
-        Point(p["metadata"]["name"], tuple(p["metadata"].get("values", ())),
-              apply_patch(workspace, p["patch"], p["metadata"]["name"]))
+        Point(
+            p["metadata"]["name"],
+            tuple(p["metadata"].get("values", ())),
+            apply_patch(workspace, p["patch"], p["metadata"]["name"]),
+        )
         for p in chosen
     ]
 
@@ -105,10 +112,11 @@ def evaluate(
     out: list[dict] = []
     done = 0
     for start in range(0, len(points), chunk):
-        part = points[start:start + chunk]
+        part = points[start : start + chunk]
         try:
-            model = compile_models([p.workspace for p in part], settings.measurement,
-                                   settings.codes)
+            model = compile_models(
+                [p.workspace for p in part], settings.measurement, settings.codes
+            )
             results = hypotest(model, options)
         except FitterError as exc:
             raise ReinterpretError(f"cannot evaluate the model: {exc}") from exc

@@ -31,7 +31,9 @@ def reference_points(analysis, need):
 
 def workspaces(analysis, names):
     bkg = load(analysis, "BkgOnly.json")
-    patches = {p["metadata"]["name"]: p["patch"] for p in load(analysis, "patchset.json")["patches"]}
+    patches = {
+        p["metadata"]["name"]: p["patch"] for p in load(analysis, "patchset.json")["patches"]
+    }
     return [jsonpatch.apply_patch(bkg, patches[n]) for n in names]
 
 
@@ -51,7 +53,9 @@ def test_cls_and_best_fit_agree_with_pyhf_on_every_reference_patch(analysis):
         assert res.twice_nll <= ref["twice_nll"] + 1e-3, ref["name"]
         if (analysis, ref["name"]) in LOOSE_PYHF:
             continue
-        pairs = [(res.cls_obs, ref["cls_obs"])] + list(zip(res.cls_exp, ref["cls_exp"], strict=True))
+        pairs = [(res.cls_obs, ref["cls_obs"])] + list(
+            zip(res.cls_exp, ref["cls_exp"], strict=True)
+        )
         if not all(close(a, b) for a, b in pairs):
             failures.append((ref["name"], pairs))
         assert res.mu_hat == pytest.approx(ref["mu_hat"], abs=2e-3), ref["name"]
@@ -96,7 +100,7 @@ def test_erjr_best_fit_is_a_stationary_point():
 
 def test_tiny_signal_point_agrees_with_tightly_converged_pyhf():
     pyhf = pytest.importorskip("pyhf")
-    (analysis, name), = LOOSE_PYHF
+    ((analysis, name),) = LOOSE_PYHF
     (ws,) = workspaces(analysis, [name])
     (res,) = hypotest(compile_models([ws]))
     pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer(tolerance=1e-14))

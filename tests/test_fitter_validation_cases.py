@@ -14,15 +14,20 @@ from tests.shared_data import SHARED, load
 
 CASES = []
 if (SHARED / "pyhf-validation" / "expected.json").exists():
-    CASES = [c for c in load("pyhf-validation", "expected.json")["cases"]
-             if c["calctype"] == "asymptotics"]
+    CASES = [
+        c
+        for c in load("pyhf-validation", "expected.json")["cases"]
+        if c["calctype"] == "asymptotics"
+    ]
 IDS = [c["case"] for c in CASES]
 
 
 def ours(case):
     ws = load("pyhf-validation", case["file"])
     settings = case["model_kwargs"]["modifier_settings"]
-    codes = InterpolationCodes(settings["normsys"]["interpcode"], settings["histosys"]["interpcode"])
+    codes = InterpolationCodes(
+        settings["normsys"]["interpcode"], settings["histosys"]["interpcode"]
+    )
     model = compile_models([ws], codes=codes)
     options = InferenceOptions(test_stat=case["test_stat"], mu_test=case["mu_test"])
     (result,) = hypotest(model, options)
@@ -53,7 +58,10 @@ def test_validation_case_matches_tightly_converged_pyhf(case):
         model = workspace.model(**case["model_kwargs"])
         data = workspace.data(model)
         obs, exp = pyhf.infer.hypotest(
-            case["mu_test"], data, model, test_stat=case["test_stat"],
+            case["mu_test"],
+            data,
+            model,
+            test_stat=case["test_stat"],
             return_expected_set=True,
         )
     finally:

@@ -34,8 +34,9 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, exceptions.ValidationError):
         problems = _flatten(exc.detail)
-        return error_response("invalid_request", "The request is not valid.", problems,
-                              response.status_code)
+        return error_response(
+            "invalid_request", "The request is not valid.", problems, response.status_code
+        )
     detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
     code = getattr(exc, "default_code", "error")
     if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
@@ -52,8 +53,9 @@ def _flatten(detail, pointer: str = "") -> list[dict]:
         return out
     if isinstance(detail, list):
         if all(not isinstance(d, dict | list) for d in detail):
-            return [{"pointer": pointer or "/", "severity": "error", "message": str(d)}
-                    for d in detail]
+            return [
+                {"pointer": pointer or "/", "severity": "error", "message": str(d)} for d in detail
+            ]
         out = []
         for i, value in enumerate(detail):
             out += _flatten(value, f"{pointer}/{i}")

@@ -107,18 +107,26 @@ def run_fits(model: ModelBatch, options: InferenceOptions) -> _Fits:
     th_mu, fx_mu = _set_poi(model, free.theta, model.fixed, options.mu_test)
     th_bg, fx_bg = _set_poi(model, free.theta, model.fixed, options.asimov_mu)
     both = minimize(
-        model, np.concatenate([rows, rows]), np.concatenate([main, main]),
-        np.concatenate([aux, aux]), np.concatenate([th_mu, th_bg]),
-        np.concatenate([fx_mu, fx_bg]), fopt,
+        model,
+        np.concatenate([rows, rows]),
+        np.concatenate([main, main]),
+        np.concatenate([aux, aux]),
+        np.concatenate([th_mu, th_bg]),
+        np.concatenate([fx_mu, fx_bg]),
+        fopt,
     )
     fixed_mu, background = _split(both, model.size)
     a_main, a_aux = model.expected(background.theta, rows)
     # Asimov fits: the global one starts at the generating point, the fixed one at the
     # observed fixed-POI optimum.
     asimov = minimize(
-        model, np.concatenate([rows, rows]), np.concatenate([a_main, a_main]),
-        np.concatenate([a_aux, a_aux]), np.concatenate([background.theta, fixed_mu.theta]),
-        np.concatenate([model.fixed, fx_mu]), fopt,
+        model,
+        np.concatenate([rows, rows]),
+        np.concatenate([a_main, a_main]),
+        np.concatenate([a_aux, a_aux]),
+        np.concatenate([background.theta, fixed_mu.theta]),
+        np.concatenate([model.fixed, fx_mu]),
+        fopt,
     )
     a_free, a_fixed = _split(asimov, model.size)
     return _Fits(free, fixed_mu, background, a_main, a_aux, a_free, a_fixed)
@@ -127,8 +135,12 @@ def run_fits(model: ModelBatch, options: InferenceOptions) -> _Fits:
 def _split(outcome: FitOutcome, n: int) -> tuple[FitOutcome, FitOutcome]:
     def part(sl: slice) -> FitOutcome:
         return FitOutcome(
-            outcome.theta[sl], outcome.nll[sl], outcome.converged[sl],
-            outcome.iterations[sl], outcome.gradient_norm[sl], outcome.messages[sl],
+            outcome.theta[sl],
+            outcome.nll[sl],
+            outcome.converged[sl],
+            outcome.iterations[sl],
+            outcome.gradient_norm[sl],
+            outcome.messages[sl],
         )
 
     return part(slice(0, n)), part(slice(n, 2 * n))
@@ -146,13 +158,19 @@ def hypotest(model: ModelBatch, options: InferenceOptions | None = None) -> list
     limits = upper_limits(model, fits, options) if options.upper_limit else None
 
     results = []
-    names = ("global fit", "fixed-POI fit", "background-only fit", "Asimov global fit",
-             "Asimov fixed-POI fit")
+    names = (
+        "global fit",
+        "fixed-POI fit",
+        "background-only fit",
+        "Asimov global fit",
+        "Asimov fixed-POI fit",
+    )
     outcomes = (fits.free, fits.fixed_mu, fits.background, fits.asimov_free, fits.asimov_fixed_mu)
     for b in range(model.size):
         warnings = [
             f"{name} did not converge ({out.messages[b]})"
-            for name, out in zip(names, outcomes, strict=True) if not out.converged[b]
+            for name, out in zip(names, outcomes, strict=True)
+            if not out.converged[b]
         ]
         up_obs = up_exp = None
         if limits is not None:

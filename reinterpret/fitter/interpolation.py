@@ -72,12 +72,17 @@ def multiplicative(
         a = np.where(inside, alpha, 0.0)
         # Horner evaluation of 1 + sum_i c_i a^i and its derivatives.
         c = coeffs
-        poly = 1.0 + a * (c[..., 0] + a * (c[..., 1] + a * (c[..., 2] + a * (
-            c[..., 3] + a * (c[..., 4] + a * c[..., 5])))))
-        d1 = c[..., 0] + a * (2 * c[..., 1] + a * (3 * c[..., 2] + a * (
-            4 * c[..., 3] + a * (5 * c[..., 4] + a * 6 * c[..., 5]))))
-        d2 = 2 * c[..., 1] + a * (6 * c[..., 2] + a * (12 * c[..., 3] + a * (
-            20 * c[..., 4] + a * 30 * c[..., 5])))
+        poly = 1.0 + a * (
+            c[..., 0]
+            + a * (c[..., 1] + a * (c[..., 2] + a * (c[..., 3] + a * (c[..., 4] + a * c[..., 5]))))
+        )
+        d1 = c[..., 0] + a * (
+            2 * c[..., 1]
+            + a * (3 * c[..., 2] + a * (4 * c[..., 3] + a * (5 * c[..., 4] + a * 6 * c[..., 5])))
+        )
+        d2 = 2 * c[..., 1] + a * (
+            6 * c[..., 2] + a * (12 * c[..., 3] + a * (20 * c[..., 4] + a * 30 * c[..., 5]))
+        )
         outer, outer_d1, outer_d2 = multiplicative("code1", alpha, hi, lo)
         return (
             np.where(inside, poly, outer),

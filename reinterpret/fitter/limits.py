@@ -50,8 +50,17 @@ def solve_limits(model, fits, options):
     for _ in range(MAX_ROUNDS):
         if pending.size == 0:
             break
-        f = _log_cls_minus_target(model, fits, options, point[pending], curve[pending],
-                                  x[pending], theta_obs, theta_asi, pending)
+        f = _log_cls_minus_target(
+            model,
+            fits,
+            options,
+            point[pending],
+            curve[pending],
+            x[pending],
+            theta_obs,
+            theta_asi,
+            pending,
+        )
         above = f > 0  # CLs above the target: mu is still allowed, the limit lies higher
         lo[pending[above]] = x[pending[above]]
         f_lo[pending[above]] = f[above]
@@ -92,8 +101,11 @@ def solve_limits(model, fits, options):
         side[idx] = np.where(above[b], 1, -1)
         cand = lo[idx] - fl * (hi[idx] - lo[idx]) / (fh - fl)
         mid = 0.5 * (lo[idx] + hi[idx])
-        ok = np.isfinite(cand) & (cand > np.minimum(lo[idx], hi[idx])) & (
-            cand < np.maximum(lo[idx], hi[idx]))
+        ok = (
+            np.isfinite(cand)
+            & (cand > np.minimum(lo[idx], hi[idx]))
+            & (cand < np.maximum(lo[idx], hi[idx]))
+        )
         nxt[b] = np.where(ok, cand, mid)
         x[pending] = nxt
         pending = pending[keep]
@@ -120,8 +132,15 @@ def _log_cls_minus_target(model, fits, options, pts, curves, mu, theta_obs, thet
     all_rows = np.concatenate([pts, pts[obs_rows]])
     main = np.concatenate([fits.asimov_main[pts], model.observed[pts[obs_rows]]])
     aux = np.concatenate([fits.asimov_aux[pts], model.aux[pts[obs_rows]]])
-    out = minimize(model, all_rows, main, aux, np.concatenate([t_asi, t_obs]),
-                   np.concatenate([fixed, fixed[obs_rows]]), options.fit)
+    out = minimize(
+        model,
+        all_rows,
+        main,
+        aux,
+        np.concatenate([t_asi, t_obs]),
+        np.concatenate([fixed, fixed[obs_rows]]),
+        options.fit,
+    )
     n = pts.size
     theta_asi[rows] = out.theta[:n]
     theta_obs[rows[obs_rows]] = out.theta[n:]
@@ -133,7 +152,8 @@ def _log_cls_minus_target(model, fits, options, pts, curves, mu, theta_obs, thet
     t = n_sigma.copy()
     mu_hat = fits.free.theta[pts[obs_rows], poi]
     q_obs = np.where(
-        mu_hat > mu[obs_rows], 0.0,
+        mu_hat > mu[obs_rows],
+        0.0,
         np.maximum(2.0 * (out.nll[n:] - fits.free.nll[pts[obs_rows]]), 0.0),
     )
     t[obs_rows] = asymptotics.t_value(q_obs, q_a[obs_rows], options.test_stat)

@@ -219,13 +219,18 @@ class ModelBatch:
                         self.ns_hi[b, ns_pos[sl.start], cols] = float(data["hi"])
                         self.ns_lo[b, ns_pos[sl.start], cols] = float(data["lo"])
                     elif mtype == "histosys":
-                        self.hs_up[b, hs_pos[sl.start], cols] = np.asarray(data["hi_data"]) - nominal
-                        self.hs_down[b, hs_pos[sl.start], cols] = nominal - np.asarray(data["lo_data"])
+                        self.hs_up[b, hs_pos[sl.start], cols] = (
+                            np.asarray(data["hi_data"]) - nominal
+                        )
+                        self.hs_down[b, hs_pos[sl.start], cols] = nominal - np.asarray(
+                            data["lo_data"]
+                        )
         # Parameters a point does not have are neutral: fixed at their initial value.
         self.fixed |= ~self.present
         self.ns_coef = (
             interpolation.code4_coefficients(self.ns_hi, self.ns_lo)
-            if self.codes.normsys == "code4" else None
+            if self.codes.normsys == "code4"
+            else None
         )
 
     # ------------------------------------------------------------- likelihood
@@ -253,7 +258,10 @@ class ModelBatch:
         g[:, self.lin_idx] = np.where(lin_on > 0, theta[:, self.lin_idx, None], 1.0)
         coef = self.ns_coef[rows] if self.ns_coef is not None else None
         f, f1, f2 = interpolation.multiplicative(
-            self.codes.normsys, theta[:, self.ns_idx, None], self.ns_hi[rows], self.ns_lo[rows],
+            self.codes.normsys,
+            theta[:, self.ns_idx, None],
+            self.ns_hi[rows],
+            self.ns_lo[rows],
             coef,
         )
         # A parameter that is both normsys and histosys multiplies through normsys only here.

@@ -94,8 +94,17 @@ def minimize(
         active, th, step, g = active[keep], th[keep], step[keep], g[keep]
         f0 = ev.nll[keep]
         theta[active] = _line_search(
-            model, rows[active], main[active], aux[active], th, step, g, f0,
-            lower[active], upper[active], options.max_halvings,
+            model,
+            rows[active],
+            main[active],
+            aux[active],
+            th,
+            step,
+            g,
+            f0,
+            lower[active],
+            upper[active],
+            options.max_halvings,
         )
         iterations[active] = it + 1
     if active.size:
@@ -142,8 +151,9 @@ def _line_search(model, rows, main, aux, theta, step, grad, f0, lower, upper, ma
     result = theta.copy()
     pending = np.arange(theta.shape[0])
     for _ in range(max_halvings):
-        cand = np.clip(theta[pending] + t[pending, None] * step[pending], lower[pending],
-                       upper[pending])
+        cand = np.clip(
+            theta[pending] + t[pending, None] * step[pending], lower[pending], upper[pending]
+        )
         f = model.nll(cand, rows[pending], main[pending], aux[pending])
         predicted = ((cand - theta[pending]) * grad[pending]).sum(axis=1)
         ok = np.isfinite(f) & (f <= f0[pending] + 1e-4 * predicted + 1e-12 * np.abs(f0[pending]))

@@ -93,8 +93,15 @@ def read_workspace(workspace: dict, measurement: str | None = None) -> Workspace
                 mtype, mname = mod["type"], mod["name"]
                 mods.append((mname, mtype, mod.get("data")))
                 requirements.setdefault(mname, []).append(
-                    (mtype, {"channel": cname, "nbins": nbins, "nominal": nominal,
-                             "data": mod.get("data")})
+                    (
+                        mtype,
+                        {
+                            "channel": cname,
+                            "nbins": nbins,
+                            "nominal": nominal,
+                            "data": mod.get("data"),
+                        },
+                    )
                 )
             samples.append(SampleSpec(cname, sample["name"], offset, nominal, mods))
         offset += nbins
@@ -110,7 +117,9 @@ def read_workspace(workspace: dict, measurement: str | None = None) -> Workspace
 def _parameter(name: str, reqs: list[tuple[str, dict]], user: dict) -> ParameterSpec:
     types = {t for t, _ in reqs}
     if len(types - {"normsys", "histosys"}) > 0 and len(types) > 1:
-        raise ModelError(f"parameter {name!r} is used by incompatible modifier types {sorted(types)}")
+        raise ModelError(
+            f"parameter {name!r} is used by incompatible modifier types {sorted(types)}"
+        )
     mtype = next(iter(types)) if len(types) == 1 else "normsys"
     nbins = reqs[0][1]["nbins"]
     if mtype in ("normsys", "histosys"):
@@ -118,14 +127,16 @@ def _parameter(name: str, reqs: list[tuple[str, dict]], user: dict) -> Parameter
     elif mtype == "normfactor":
         spec = ParameterSpec(name, "free", 1, [1.0], [(0.0, 10.0)], [False])
     elif mtype == "shapefactor":
-        spec = ParameterSpec(name, "free", nbins, [1.0] * nbins, [(0.0, 10.0)] * nbins,
-                             [False] * nbins)
+        spec = ParameterSpec(
+            name, "free", nbins, [1.0] * nbins, [(0.0, 10.0)] * nbins, [False] * nbins
+        )
     elif mtype == "lumi":
         if "auxdata" not in user or "sigmas" not in user:
             raise ModelError(f"lumi parameter {name!r} needs auxdata and sigmas in the measurement")
         aux = float(user["auxdata"][0])
-        spec = ParameterSpec(name, "gauss", 1, [aux], [(0.0, 10.0 * aux)], [False], [aux],
-                             [float(user["sigmas"][0])])
+        spec = ParameterSpec(
+            name, "gauss", 1, [aux], [(0.0, 10.0 * aux)], [False], [aux], [float(user["sigmas"][0])]
+        )
     elif mtype == "staterror":
         spec = _staterror(name, reqs, nbins)
     elif mtype == "shapesys":
@@ -148,8 +159,9 @@ def _staterror(name: str, reqs: list[tuple[str, dict]], nbins: int) -> Parameter
     sigmas = [math.sqrt(v) for v in relvar]
     fixed = [s == 0.0 for s in sigmas]
     sigmas = [1.0 if f else s for s, f in zip(sigmas, fixed, strict=True)]
-    return ParameterSpec(name, "gauss", nbins, [1.0] * nbins, [(1e-10, 10.0)] * nbins, fixed,
-                         [1.0] * nbins, sigmas)
+    return ParameterSpec(
+        name, "gauss", nbins, [1.0] * nbins, [(1e-10, 10.0)] * nbins, fixed, [1.0] * nbins, sigmas
+    )
 
 
 def _shapesys(name: str, reqs: list[tuple[str, dict]], nbins: int) -> ParameterSpec:
@@ -159,8 +171,17 @@ def _shapesys(name: str, reqs: list[tuple[str, dict]], nbins: int) -> ParameterS
         valid = nom > 0 and float(unc) > 0
         factors.append((nom / float(unc)) ** 2 if valid else 1.0)
         fixed.append(not valid)
-    return ParameterSpec(name, "poisson", nbins, [1.0] * nbins, [(1e-10, 10.0)] * nbins, fixed,
-                         list(factors), [], list(factors))
+    return ParameterSpec(
+        name,
+        "poisson",
+        nbins,
+        [1.0] * nbins,
+        [(1e-10, 10.0)] * nbins,
+        fixed,
+        list(factors),
+        [],
+        list(factors),
+    )
 
 
 def _apply_user_settings(spec: ParameterSpec, user: dict) -> None:

@@ -1,4 +1,4 @@
-"""python manage.py cls WORKSPACE [--patchset P] [--patch NAME ...] [--upper-limit] [--format json]"""
+"""python manage.py cls WORKSPACE [--patchset P] [--patch NAME ...] [--upper-limit] [--format ..]"""
 
 from __future__ import annotations
 
@@ -19,10 +19,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("workspace", help="background-only or full workspace (JSON)")
         parser.add_argument("--patchset", help="patchset JSON with the signal patches")
-        parser.add_argument("--patch", action="append", default=[], metavar="NAME",
-                            help="evaluate only this patch (repeatable)")
-        parser.add_argument("--upper-limit", action="store_true",
-                            help="also compute observed and expected upper limits on mu")
+        parser.add_argument(
+            "--patch",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="evaluate only this patch (repeatable)",
+        )
+        parser.add_argument(
+            "--upper-limit",
+            action="store_true",
+            help="also compute observed and expected upper limits on mu",
+        )
         parser.add_argument("--format", choices=["table", "json"], default="table")
         parser.add_argument("--measurement", help="measurement name (default: the first)")
         parser.add_argument("--mu", type=float, default=1.0, help="tested POI value")
@@ -33,7 +41,9 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         try:
             settings = services.Settings(
-                measurement=opts["measurement"], test_stat=opts["test_stat"], mu_test=opts["mu"],
+                measurement=opts["measurement"],
+                test_stat=opts["test_stat"],
+                mu_test=opts["mu"],
                 upper_limit=opts["upper_limit"],
                 codes=InterpolationCodes(opts["normsys_code"], opts["histosys_code"]),
             )
@@ -49,17 +59,18 @@ class Command(BaseCommand):
         except (HepstoreError, FitterError) as exc:
             raise CommandError(str(exc)) from exc
         except (KeyError, TypeError) as exc:
-            raise CommandError(f"the input is not a valid workspace/patchset ({exc!r}); "
-                               "run `manage.py validate` on it for details") from exc
+            raise CommandError(
+                f"the input is not a valid workspace/patchset ({exc!r}); "
+                "run `manage.py validate` on it for details"
+            ) from exc
         if opts["format"] == "json":
             self.stdout.write(json.dumps({"results": results, "settings": settings.as_dict()}))
             return
         self._table(results, opts["upper_limit"])
 
     def _progress(self, opts, total):
-        if total < 2 or opts["format"] == "json" and not sys.stderr.isatty():
-            return None
-        if not sys.stderr.isatty():
+        # A progress bar only where a person watches: several points and a terminal.
+        if total < 2 or not sys.stderr.isatty():
             return None
 
         def show(done, n):
@@ -79,7 +90,9 @@ class Command(BaseCommand):
         self.stdout.write(header)
         for r in results:
             exp = " ".join(f"{x:10.4g}" for x in r["cls_exp"])
-            line = f"{str(r['patch'] or '-'):<28} {r['cls_obs']:>10.4g} {exp:>52} {r['mu_hat']:>8.4g}"
+            line = (
+                f"{str(r['patch'] or '-'):<28} {r['cls_obs']:>10.4g} {exp:>52} {r['mu_hat']:>8.4g}"
+            )
             if upper_limit:
                 line += f" {_fmt(r['mu_up_obs']):>10} {_fmt(r['mu_up_exp'][2]):>10}"
             if not r["converged"]:
