@@ -35,3 +35,8 @@ class TooLarge(UnusableInput):
 class NotFound(HepstoreError):
     code = "not_found"
     status = 404
+
+
+class PermissionDenied(HepstoreError):
+    code = "permission_denied"
+    status = 403

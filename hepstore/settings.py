@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "hepstore",
     "reinterpret",
 ]
@@ -62,6 +63,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
     # Writers wait for each other instead of failing at once (ingestion holds a transaction).
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
 
@@ -112,6 +114,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Archive, validation and reinterpretation of HistFactory likelihoods.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI served from the package, so the docs page works without internet access.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

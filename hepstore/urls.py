@@ -1,9 +1,21 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from hepstore import views
+
 urlpatterns = [
+    path("", views.analysis_list, name="analysis-list"),
+    path("analyses/<int:pk>/", views.analysis_detail, name="analysis-detail"),
+    path("likelihoods/<int:pk>/", views.likelihood_detail, name="likelihood-detail"),
+    path(
+        "likelihoods/<int:pk>/signals/<str:name>/workspace",
+        views.signal_workspace,
+        name="signal-workspace",
+    ),
+    path("validate", views.validate_page, name="validate"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include("hepstore.api.urls")),
 ]

@@ -1,0 +1,16 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from hepstore.api import views
+
+router = DefaultRouter()
+# Accept paths with and without the trailing slash (the documented download paths have none).
+router.trailing_slash = "/?"
+router.register("analyses", views.AnalysisViewSet, basename="api-analysis")
+router.register("likelihoods", views.LikelihoodViewSet, basename="api-likelihood")
+
+urlpatterns = [
+    path("validate", views.ValidateView.as_view(), name="api-validate"),
+    path("submissions", views.SubmissionView.as_view(), name="api-submissions"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,53 @@
+"""python manage.py ingest PATH --title T --collaboration C [--inspire N] ... (all or nothing)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from hepstore.errors import HepstoreError
+from hepstore.services import Publication, ingest_paths
+
+
+class Command(BaseCommand):
+    help = "Validate, store and index a likelihood submission; nothing is stored if invalid."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", metavar="PATH")
+        parser.add_argument("--title", required=True)
+        parser.add_argument("--collaboration", required=True)
+        parser.add_argument("--abstract", default="")
+        parser.add_argument("--inspire", type=int)
+        parser.add_argument("--arxiv", default="")
+        parser.add_argument("--doi", default="")
+        parser.add_argument("--year", type=int)
+        parser.add_argument("--keywords", nargs="*", default=[])
+        parser.add_argument("--note", default="")
+
+    def handle(self, *args, **opts):
+        publication = Publication(
+            title=opts["title"],
+            collaboration=opts["collaboration"],
+            abstract=opts["abstract"],
+            inspire_id=opts["inspire"],
+            arxiv_id=opts["arxiv"],
+            doi=opts["doi"],
+            keywords=tuple(opts["keywords"]),
+            year=opts["year"],
+        )
+        try:
+            report, version = ingest_paths(
+                [Path(p) for p in opts["paths"]], publication, note=opts["note"]
+            )
+        except HepstoreError as exc:
+            raise CommandError(exc.message) from exc
+        for p in report.problems:
+            self.stderr.write(f"{p.severity.upper():8} {p.file}#{p.pointer}: {p.message}")
+        if version is None:
+            raise CommandError(f"not ingested: {len(report.errors)} error(s); nothing was stored")
+        regions = ", ".join(lh.region for lh in version.likelihoods.all())
+        self.stdout.write(
+            f"ingested {version.analysis.title!r} as version {version.number} "
+            f"(analysis {version.analysis.pk}; regions: {regions})"
+        )

@@ -1,0 +1,128 @@
+"""Records of the archive: analyses, their versions, likelihoods (one per region) and the
+signal points of each likelihood's patchset. JSON documents live in the blob store."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Collaboration(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="collaborations"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+    def allows(self, user) -> bool:
+        return bool(
+            user
+            and user.is_authenticated
+            and (user.is_superuser or self.members.filter(pk=user.pk).exists())
+        )
+
+
+class Analysis(models.Model):
+    title = models.CharField(max_length=500)
+    collaboration = models.ForeignKey(
+        Collaboration, on_delete=models.PROTECT, related_name="analyses"
+    )
+    abstract = models.TextField(blank=True)
+    inspire_id = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    arxiv_id = models.CharField(max_length=40, blank=True)
+    doi = models.CharField(max_length=200, blank=True)
+    keywords = models.JSONField(default=list, blank=True)
+    year = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name_plural = "analyses"
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("analysis-detail", args=[self.pk])
+
+    @property
+    def latest_version(self):
+        return self.versions.order_by("-number").first()
+
+
+class AnalysisVersion(models.Model):
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["analysis", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["analysis", "number"], name="unique_version_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.analysis} v{self.number}"
+
+
+class Blob(models.Model):
+    """A stored JSON document; sha256 of its canonical serialisation is its name."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    size = models.PositiveBigIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class Likelihood(models.Model):
+    version = models.ForeignKey(
+        AnalysisVersion, on_delete=models.CASCADE, related_name="likelihoods"
+    )
+    region = models.CharField(max_length=200)
+    background = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="+")
+    patchset = models.ForeignKey(
+        Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # sha256 of the background-only workspace in the patchset convention (see jsonio).
+    background_digest = models.CharField(max_length=64)
+    labels = models.JSONField(default=list)
+    summary = models.JSONField(default=dict)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["version", "region"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "region"], name="unique_region_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} / {self.region}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("likelihood-detail", args=[self.pk])
+
+    @property
+    def analysis(self) -> Analysis:
+        return self.version.analysis
+
+
+class SignalPoint(models.Model):
+    likelihood = models.ForeignKey(Likelihood, on_delete=models.CASCADE, related_name="signals")
+    name = models.CharField(max_length=300)
+    values = models.JSONField(default=list)
+    index = models.PositiveIntegerField(help_text="position of the patch in the patchset")
+
+    class Meta:
+        ordering = ["likelihood", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["likelihood", "name"], name="unique_signal_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,109 @@
+"""HTML pages of the archive: thin views over services and models."""
+
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_http_methods
+
+from hepstore import services
+from hepstore.api.views import json_download
+from hepstore.errors import HepstoreError
+from hepstore.jsonio import canonical_bytes
+from hepstore.models import Analysis, Likelihood
+from hepstore.uploads import refuse_oversized, saved_uploads
+
+
+def analysis_list(request):
+    analyses = Analysis.objects.select_related("collaboration").annotate(
+        n_versions=Count("versions", distinct=True)
+    )
+    q = request.GET.get("q", "").strip()
+    if q:
+        analyses = analyses.filter(
+            Q(title__icontains=q) | Q(abstract__icontains=q) | Q(collaboration__name__iexact=q)
+        )
+    page = Paginator(analyses, 25).get_page(request.GET.get("page"))
+    return render(request, "hepstore/analysis_list.html", {"page": page, "q": q})
+
+
+def analysis_detail(request, pk: int):
+    analysis = get_object_or_404(Analysis.objects.select_related("collaboration"), pk=pk)
+    versions = analysis.versions.prefetch_related("likelihoods")
+    return render(
+        request, "hepstore/analysis_detail.html", {"analysis": analysis, "versions": versions}
+    )
+
+
+def likelihood_detail(request, pk: int):
+    likelihood = get_object_or_404(Likelihood.objects.select_related("version__analysis"), pk=pk)
+    workspace, _ = services.likelihood_documents(likelihood)
+    observed = {o["name"]: o["data"] for o in workspace["observations"]}
+    channels = []
+    for channel in workspace["channels"]:
+        nbins = len(observed.get(channel["name"], []))
+        totals = [0.0] * nbins
+        samples = []
+        for sample in channel["samples"]:
+            for i, value in enumerate(sample["data"][:nbins]):
+                totals[i] += value
+            samples.append(
+                {
+                    "name": sample["name"],
+                    "data": sample["data"],
+                    "modifiers": len(sample["modifiers"]),
+                }
+            )
+        channels.append(
+            {
+                "name": channel["name"],
+                "bins": nbins,
+                "observed": observed.get(channel["name"], []),
+                "expected": totals,
+                "samples": samples,
+            }
+        )
+    measurement = workspace["measurements"][0]
+    signals = Paginator(likelihood.signals.all(), 100).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "hepstore/likelihood_detail.html",
+        {
+            "likelihood": likelihood,
+            "analysis": likelihood.version.analysis,
+            "channels": channels,
+            "measurement": measurement,
+            "signals": signals,
+            "summary": likelihood.summary,
+        },
+    )
+
+
+def signal_workspace(request, pk: int, name: str):
+    likelihood = get_object_or_404(Likelihood, pk=pk)
+    try:
+        data = canonical_bytes(services.patched_workspace(likelihood, name))
+    except HepstoreError as exc:
+        raise Http404(exc.message) from exc
+    return json_download(
+        data, f"{name}.json", **{"X-Background-Digest": likelihood.background_digest}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def validate_page(request):
+    context = {}
+    if request.method == "POST":
+        try:
+            refuse_oversized(request)
+            with saved_uploads(request.FILES.getlist("file")) as paths:
+                report, _ = services.validate_paths(paths)
+            context["report"] = report
+        except HepstoreError as exc:
+            context["failure"] = exc.message
+        context["uploaded"] = [f.name for f in request.FILES.getlist("file")]
+    return render(
+        request, "hepstore/validate.html", context, status=400 if "failure" in context else 200
+    )
