@@ -1,4 +1,4 @@
-"""python manage.py validate PATH [PATH ...] [--format json] (exit 0 valid, 1 invalid, 2 unusable)"""
+"""manage.py validate PATH [PATH ...] [--format json]: exit 0 valid, 1 invalid, 2 unusable."""
 
 from __future__ import annotations
 
