@@ -135,20 +135,54 @@ class ModelBatch:
         self.poi_index = shared[self.poi_name].start
 
     def _layout_samples(self, specs: list[WorkspaceSpec]) -> None:
-        keys: dict[tuple[str, str], int] = {}
-        offsets: list[tuple[int, int]] = []
+        """Assign sample slots per channel. Samples every point has get their own slot; the
+        others (a signal sample named after its point, say) share a pool of slots in their
+        channel, so the batch does not grow with the number of differently named signals."""
+        counts: dict[tuple[str, str], int] = {}
         for spec in specs:
             for sample in spec.samples:
                 key = (sample.channel, sample.name)
-                if key not in keys:
-                    keys[key] = len(offsets)
-                    offsets.append((sample.offset, len(sample.nominal)))
-        self.sample_keys = list(keys)
-        self._sample_index = keys
-        starts = np.cumsum([0] + [n for _, n in offsets])
+                counts[key] = counts.get(key, 0) + 1
+        offsets = {name: 0 for name, _ in self.channels}
+        nbins = dict(self.channels)
+        acc = 0
+        for name, n in self.channels:
+            offsets[name] = acc
+            acc += n
+        slots: list[tuple[str, int]] = []  # (channel, first global bin) per slot
+        shared: dict[tuple[str, str], int] = {}
+        for key, count in counts.items():
+            if count == len(specs):
+                shared[key] = len(slots)
+                slots.append((key[0], offsets[key[0]]))
+        need = dict.fromkeys(offsets, 0)
+        for spec in specs:
+            private = dict.fromkeys(offsets, 0)
+            for sample in spec.samples:
+                if (sample.channel, sample.name) not in shared:
+                    private[sample.channel] += 1
+            need = {c: max(need[c], private[c]) for c in need}
+        pool: dict[str, int] = {}
+        for channel, _ in self.channels:
+            pool[channel] = len(slots)
+            slots += [(channel, offsets[channel])] * need[channel]
+        self.sample_slots: list[dict[tuple[str, str], int]] = []
+        for spec in specs:
+            cursor = dict(pool)
+            mapping = dict(shared)
+            for sample in spec.samples:
+                key = (sample.channel, sample.name)
+                if key not in shared:
+                    mapping[key] = cursor[sample.channel]
+                    cursor[sample.channel] += 1
+            self.sample_slots.append(mapping)
+        sizes = [nbins[c] for c, _ in slots]
+        starts = np.cumsum([0] + sizes)
         self._sample_start = starts[:-1]
         self.nsb = int(starts[-1])
-        self.sb_bin = np.concatenate([np.arange(o, o + n) for o, n in offsets]).astype(int)
+        self.sb_bin = np.concatenate(
+            [np.arange(o, o + n) for (_, o), n in zip(slots, sizes, strict=True)]
+        ).astype(int)
         self.sum_to_bins = np.zeros((self.nsb, self.nbins))
         self.sum_to_bins[np.arange(self.nsb), self.sb_bin] = 1.0
 
@@ -198,7 +232,7 @@ class ModelBatch:
                     self.aux[b, sl] = par.aux
                     self.tau[b, sl] = par.factors
             for sample in spec.samples:
-                k = self._sample_index[(sample.channel, sample.name)]
+                k = self.sample_slots[b][(sample.channel, sample.name)]
                 cols = slice(self._sample_start[k], self._sample_start[k] + len(sample.nominal))
                 nominal = np.asarray(sample.nominal)
                 self.nominal[b, cols] = nominal

@@ -1,0 +1,126 @@
+"""Seconds per signal point for CLs obs + expected band over whole real patchsets: ours
+(batched, every patch of the patchset) against pyhf 0.7.6 (numpy backend, default optimizer)
+on a random sample of the same patches, in the same run, single-threaded.
+
+    python benchmarks/patchset_vs_pyhf.py [--pyhf-sample 4] [--analyses sbottom staus ...]
+
+Peak memory of our run is the resident-set high-water mark of a child process doing only it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+
+from _common import ANALYSES, ROOT, SHARED, load, single_threaded
+
+single_threaded()
+
+
+def ours(analysis: str) -> dict:
+    """Runs in a child process: the whole patchset through the batched engine."""
+    from reinterpret import services
+
+    bkg = load(analysis, "BkgOnly.json")
+    ps = load(analysis, "patchset.json")
+    t0 = time.perf_counter()
+    points = services.patch_points(bkg, ps)
+    t1 = time.perf_counter()
+    results = services.evaluate(points, services.Settings())
+    t2 = time.perf_counter()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "points": len(points),
+        "patch_seconds": t1 - t0,
+        "fit_seconds": t2 - t1,
+        "converged": sum(r["converged"] for r in results),
+        "peak_mb": peak_kb / 1024,
+        "cls": {r["patch"]: r["cls_obs"] for r in results},
+    }
+
+
+def pyhf_sample(analysis: str, n: int, seed: int) -> dict:
+    import pyhf
+
+    pyhf.set_backend("numpy")
+    bkg = load(analysis, "BkgOnly.json")
+    ps = pyhf.PatchSet(load(analysis, "patchset.json"))
+    names = sorted(p.name for p in ps.patches)
+    sample = random.Random(seed).sample(names, min(n, len(names)))
+    seconds, cls = [], {}
+    for name in sample:
+        ws = pyhf.Workspace(ps.apply(bkg, name))
+        model = ws.model()
+        data = ws.data(model)
+        t0 = time.perf_counter()
+        obs, _exp = pyhf.infer.hypotest(
+            1.0, data, model, test_stat="qtilde", return_expected_set=True
+        )
+        seconds.append(time.perf_counter() - t0)
+        cls[name] = float(obs)
+    return {"sample": sample, "seconds": seconds, "cls": cls}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pyhf-sample",
+        type=int,
+        default=4,
+        help="random patches per analysis timed with pyhf (default 4)",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--analyses", nargs="*", default=list(ANALYSES))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(ours(args.child)))
+        return
+    if not SHARED.exists():
+        sys.exit(f"{SHARED} not found")
+    rows = []
+    for analysis in args.analyses:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", analysis],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        mine = json.loads(out.stdout)
+        peer = pyhf_sample(analysis, args.pyhf_sample, args.seed)
+        ours_pp = mine["fit_seconds"] / mine["points"]
+        pyhf_pp = sum(peer["seconds"]) / len(peer["seconds"])
+        worst = max(abs(mine["cls"][n] - peer["cls"][n]) for n in peer["sample"])
+        rows.append(
+            (
+                analysis,
+                mine["points"],
+                ours_pp,
+                len(peer["sample"]),
+                pyhf_pp,
+                pyhf_pp / ours_pp,
+                mine["peak_mb"],
+                mine["converged"],
+                worst,
+            )
+        )
+        print(f"{analysis}: done", file=sys.stderr, flush=True)
+    print(
+        f"{'analysis':<9} {'points':>6} {'ours s/pt':>10} {'pyhf n':>6} {'pyhf s/pt':>10} "
+        f"{'ratio':>8} {'peak MB':>8} {'converged':>9} {'max|dCLs| on sample':>20}"
+    )
+    for a, n, o, k, p, r, mb, conv, worst in rows:
+        print(
+            f"{a:<9} {n:>6} {o:>10.4f} {k:>6} {p:>10.3f} {r:>7.0f}x {mb:>8.0f} "
+            f"{conv:>4}/{n:<4} {worst:>20.2e}"
+        )
+
+
+if __name__ == "__main__":
+    main()
