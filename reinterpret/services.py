@@ -7,8 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import jsonpatch
-
+from hepstore import patching
 from reinterpret.errors import PatchFailed, ReinterpretError
 from reinterpret.fitter import (
     ENGINE_VERSION,
@@ -55,10 +54,11 @@ class Settings:
 
 
 def apply_patch(workspace: dict, operations: list, name: str | None = None) -> dict:
-    """The workspace with RFC 6902 operations applied (the input is not modified)."""
+    """The workspace with RFC 6902 operations applied (the input is not modified; the
+    result shares untouched parts with it, which lets the fitter read them once)."""
     try:
-        return jsonpatch.apply_patch(workspace, operations)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
+        return patching.apply(workspace, operations)
+    except patching.PatchError as exc:
         label = f"patch {name!r}" if name else "the patch"
         raise PatchFailed(f"{label} does not apply: {exc}") from exc
 

@@ -17,7 +17,8 @@ def compile_models(
     workspaces: list[dict], measurement: str | None = None, codes: InterpolationCodes | None = None
 ) -> ModelBatch:
     """Compile workspaces (plain dicts, already patched) that share channels into one batch."""
-    return ModelBatch([read_workspace(ws, measurement) for ws in workspaces], codes)
+    cache: dict = {}
+    return ModelBatch([read_workspace(ws, measurement, cache) for ws in workspaces], codes)
 
 
 __all__ = [

@@ -18,7 +18,8 @@ def code4_coefficients(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """Coefficients a_1..a_6 of the polynomial 1 + sum_i a_i alpha^i used inside |alpha| < 1.
 
     They make the factor, its first and its second derivative continuous at alpha = +-1, where
-    the factor is hi**alpha (alpha >= 1) and lo**(-alpha) (alpha <= -1). Shape: hi.shape + (6,).
+    the factor is hi**alpha (alpha >= 1) and lo**(-alpha) (alpha <= -1). Shape: (6,) + hi.shape,
+    one contiguous array per coefficient (the evaluation reads them one at a time).
     """
     hi = np.asarray(hi, dtype=float)
     lo = np.asarray(lo, dtype=float)
@@ -48,7 +49,7 @@ def code4_coefficients(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         ],
         axis=-1,
     )
-    return rhs @ np.linalg.inv(matrix).T
+    return np.ascontiguousarray(np.moveaxis(rhs @ np.linalg.inv(matrix).T, -1, 0))
 
 
 def multiplicative(
@@ -68,27 +69,20 @@ def multiplicative(
     if code == "code4":
         if coeffs is None:
             coeffs = code4_coefficients(hi, lo)
+        alpha, hi, lo = np.broadcast_arrays(alpha, hi, lo)
         inside = np.abs(alpha) < 1.0
         a = np.where(inside, alpha, 0.0)
         # Horner evaluation of 1 + sum_i c_i a^i and its derivatives.
-        c = coeffs
-        poly = 1.0 + a * (
-            c[..., 0]
-            + a * (c[..., 1] + a * (c[..., 2] + a * (c[..., 3] + a * (c[..., 4] + a * c[..., 5]))))
-        )
-        d1 = c[..., 0] + a * (
-            2 * c[..., 1]
-            + a * (3 * c[..., 2] + a * (4 * c[..., 3] + a * (5 * c[..., 4] + a * 6 * c[..., 5])))
-        )
-        d2 = 2 * c[..., 1] + a * (
-            6 * c[..., 2] + a * (12 * c[..., 3] + a * (20 * c[..., 4] + a * 30 * c[..., 5]))
-        )
-        outer, outer_d1, outer_d2 = multiplicative("code1", alpha, hi, lo)
-        return (
-            np.where(inside, poly, outer),
-            np.where(inside, d1, outer_d1),
-            np.where(inside, d2, outer_d2),
-        )
+        c0, c1, c2, c3, c4, c5 = coeffs
+        poly = 1.0 + a * (c0 + a * (c1 + a * (c2 + a * (c3 + a * (c4 + a * c5)))))
+        d1 = c0 + a * (2 * c1 + a * (3 * c2 + a * (4 * c3 + a * (5 * c4 + a * 6 * c5))))
+        d2 = 2 * c1 + a * (6 * c2 + a * (12 * c3 + a * (20 * c4 + a * 30 * c5)))
+        if not inside.all():
+            # The exponential branch only where |alpha| >= 1 (rare in fits).
+            out = ~inside
+            v, v1, v2 = multiplicative("code1", alpha[out], hi[out], lo[out])
+            poly[out], d1[out], d2[out] = v, v1, v2
+        return poly, d1, d2
     raise ValueError(f"unknown multiplicative interpolation code {code!r}")
 
 

@@ -213,6 +213,8 @@ class ModelBatch:
         self.tau = np.ones((B, P))
         self.observed = np.zeros((B, self.nbins))
 
+        positions = (lin_pos, ns_pos, hs_pos)
+        common = set.intersection(*({id(x) for x in spec.samples} for spec in specs))
         for b, spec in enumerate(specs):
             self.observed[b] = np.concatenate([spec.observations[c] for c, _ in self.channels])
             slices = self.slices[b]
@@ -232,40 +234,54 @@ class ModelBatch:
                     self.aux[b, sl] = par.aux
                     self.tau[b, sl] = par.factors
             for sample in spec.samples:
-                k = self.sample_slots[b][(sample.channel, sample.name)]
-                cols = slice(self._sample_start[k], self._sample_start[k] + len(sample.nominal))
-                nominal = np.asarray(sample.nominal)
-                self.nominal[b, cols] = nominal
-                seen: set[tuple[str, str]] = set()
-                for mname, mtype, data in sample.modifiers:
-                    if (mname, mtype) in seen:
-                        raise ModelError(
-                            f"modifier {mname!r} ({mtype}) appears twice on sample {sample.name!r}"
-                        )
-                    seen.add((mname, mtype))
-                    sl = slices[mname]
-                    if mtype in ("normfactor", "lumi"):
-                        self.lin_on[b, lin_pos[sl.start], cols] = 1.0
-                    elif mtype in ("shapefactor", "staterror", "shapesys"):
-                        for i in range(sl.stop - sl.start):
-                            self.lin_on[b, lin_pos[sl.start + i], cols.start + i] = 1.0
-                    elif mtype == "normsys":
-                        self.ns_hi[b, ns_pos[sl.start], cols] = float(data["hi"])
-                        self.ns_lo[b, ns_pos[sl.start], cols] = float(data["lo"])
-                    elif mtype == "histosys":
-                        self.hs_up[b, hs_pos[sl.start], cols] = (
-                            np.asarray(data["hi_data"]) - nominal
-                        )
-                        self.hs_down[b, hs_pos[sl.start], cols] = nominal - np.asarray(
-                            data["lo_data"]
-                        )
+                if id(sample) not in common:
+                    self._fill_sample(b, sample, self.sample_slots[b], slices, positions)
+        # Samples every point shares (the background) are written once for all rows.
+        for sample in specs[0].samples:
+            if id(sample) in common:
+                self._fill_sample(
+                    slice(None), sample, self.sample_slots[0], self.slices[0], positions
+                )
         # Parameters a point does not have are neutral: fixed at their initial value.
         self.fixed |= ~self.present
+        # Only (parameter, sample-bin) pairs that some point varies are interpolated.
+        varied = ((self.ns_hi != 1.0) | (self.ns_lo != 1.0)).any(axis=0)
+        ns_par, self.ns_sb = np.nonzero(varied)
+        self.ns_par = self.ns_idx[ns_par]
+        self.ns_hi = self.ns_hi[:, ns_par, self.ns_sb]
+        self.ns_lo = self.ns_lo[:, ns_par, self.ns_sb]
         self.ns_coef = (
             interpolation.code4_coefficients(self.ns_hi, self.ns_lo)
             if self.codes.normsys == "code4"
             else None
         )
+
+    def _fill_sample(self, b, sample, slots, slices, positions) -> None:
+        """Write one sample's yields and modifiers into row(s) b of the arrays."""
+        lin_pos, ns_pos, hs_pos = positions
+        k = slots[(sample.channel, sample.name)]
+        cols = slice(self._sample_start[k], self._sample_start[k] + len(sample.nominal))
+        nominal = np.asarray(sample.nominal)
+        self.nominal[b, cols] = nominal
+        seen: set[tuple[str, str]] = set()
+        for mname, mtype, data in sample.modifiers:
+            if (mname, mtype) in seen:
+                raise ModelError(
+                    f"modifier {mname!r} ({mtype}) appears twice on sample {sample.name!r}"
+                )
+            seen.add((mname, mtype))
+            sl = slices[mname]
+            if mtype in ("normfactor", "lumi"):
+                self.lin_on[b, lin_pos[sl.start], cols] = 1.0
+            elif mtype in ("shapefactor", "staterror", "shapesys"):
+                for i in range(sl.stop - sl.start):
+                    self.lin_on[b, lin_pos[sl.start + i], cols.start + i] = 1.0
+            elif mtype == "normsys":
+                self.ns_hi[b, ns_pos[sl.start], cols] = float(data["hi"])
+                self.ns_lo[b, ns_pos[sl.start], cols] = float(data["lo"])
+            elif mtype == "histosys":
+                self.hs_up[b, hs_pos[sl.start], cols] = np.asarray(data["hi_data"]) - nominal
+                self.hs_down[b, hs_pos[sl.start], cols] = nominal - np.asarray(data["lo_data"])
 
     # ------------------------------------------------------------- likelihood
     def default_aux(self, rows: np.ndarray) -> np.ndarray:
@@ -290,23 +306,19 @@ class ModelBatch:
         g2 = np.zeros_like(g) if derivatives else None
         lin_on = self.lin_on[rows]
         g[:, self.lin_idx] = np.where(lin_on > 0, theta[:, self.lin_idx, None], 1.0)
-        coef = self.ns_coef[rows] if self.ns_coef is not None else None
+        coef = self.ns_coef[:, rows] if self.ns_coef is not None else None
         f, f1, f2 = interpolation.multiplicative(
-            self.codes.normsys,
-            theta[:, self.ns_idx, None],
-            self.ns_hi[rows],
-            self.ns_lo[rows],
-            coef,
+            self.codes.normsys, theta[:, self.ns_par], self.ns_hi[rows], self.ns_lo[rows], coef
         )
         # A parameter that is both normsys and histosys multiplies through normsys only here.
-        g[:, self.ns_idx] = f
+        g[:, self.ns_par, self.ns_sb] = f
         factor = g.prod(axis=1)
         nu_sb = additive_yield * factor
         if not derivatives:
             return nu_sb, None
         g1[:, self.lin_idx] = lin_on
-        g1[:, self.ns_idx] = f1
-        g2[:, self.ns_idx] = f2
+        g1[:, self.ns_par, self.ns_sb] = f1
+        g2[:, self.ns_par, self.ns_sb] = f2
         # Product of all factors but one, without dividing by a factor that may be zero.
         ones = np.ones((R, 1, self.nsb))
         prefix = np.concatenate([ones, np.cumprod(g[:, :-1], axis=1)], axis=1)

@@ -134,15 +134,36 @@ def _newton_step(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
     if not np.all(np.isfinite(hs)):
         hs = np.nan_to_num(hs, nan=0.0, posinf=0.0, neginf=0.0)
         hs[:, idx, idx] = np.where(np.diagonal(hs, axis1=1, axis2=2) == 0, 1.0, hs[:, idx, idx])
-    w, v = np.linalg.eigh(hs)
-    floor = 1e-10 * np.maximum(np.abs(w).max(axis=1, keepdims=True), 1.0)
-    w = np.maximum(np.abs(w), floor)
     gs = g * scale
-    coeff = np.einsum("rpk,rp->rk", v, gs) / w
-    step_s = -np.einsum("rpk,rk->rp", v, coeff)
+    step_s, decrement = _solve(hs, gs)
     step = np.where(free, step_s * scale, 0.0)
-    decrement = 0.5 * (coeff * coeff * w).sum(axis=1)
     return step, decrement
+
+
+def _solve(hs: np.ndarray, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Newton step -H^-1 g per row and its decrement.
+
+    Where H is positive definite (the usual case near a minimum) a Cholesky factorisation
+    proves it and a plain solve follows; rows where it is not are found by bisecting the batch
+    (Cholesky is cheap) and get Newton on |H| with small eigenvalues floored instead, which is
+    still a descent direction.
+    """
+    try:
+        np.linalg.cholesky(hs)
+    except np.linalg.LinAlgError:
+        if hs.shape[0] == 1:
+            w, v = np.linalg.eigh(hs)
+            floor = 1e-10 * np.maximum(np.abs(w).max(axis=1, keepdims=True), 1.0)
+            w = np.maximum(np.abs(w), floor)
+            coeff = np.einsum("rpk,rp->rk", v, gs) / w
+            step = -np.einsum("rpk,rk->rp", v, coeff)
+            return step, 0.5 * (coeff * coeff * w).sum(axis=1)
+        half = hs.shape[0] // 2
+        s1, d1 = _solve(hs[:half], gs[:half])
+        s2, d2 = _solve(hs[half:], gs[half:])
+        return np.concatenate([s1, s2]), np.concatenate([d1, d2])
+    step = -np.linalg.solve(hs, gs[..., None])[..., 0]
+    return step, -0.5 * (step * gs).sum(axis=1)
 
 
 def _line_search(model, rows, main, aux, theta, step, grad, f0, lower, upper, max_halvings):

@@ -61,14 +61,22 @@ def choose_measurement(workspace: dict, measurement: str | None) -> dict:
     raise ModelError(f"no measurement named {measurement!r} (the workspace has: {names})")
 
 
-def read_workspace(workspace: dict, measurement: str | None = None) -> WorkspaceSpec:
-    """Collect channels, samples, modifiers and parameter settings of a workspace."""
+def read_workspace(
+    workspace: dict, measurement: str | None = None, cache: dict | None = None
+) -> WorkspaceSpec:
+    """Collect channels, samples, modifiers and parameter settings of a workspace.
+
+    cache (optional, shared between calls) reuses what was read from a sample object that
+    several workspaces share, as signal points patched from one background workspace do; the
+    resulting SampleSpec is then the very same object in each WorkspaceSpec.
+    """
     meas = choose_measurement(workspace, measurement)
     config = meas.get("config", {})
     poi = config.get("poi")
     if not poi:
         raise ModelError(f"measurement {meas.get('name')!r} names no parameter of interest")
     user = {p["name"]: p for p in config.get("parameters", [])}
+    cache = {} if cache is None else cache
 
     observations = {o["name"]: [float(x) for x in o["data"]] for o in workspace["observations"]}
     channels: list[tuple[str, int]] = []
@@ -82,28 +90,15 @@ def read_workspace(workspace: dict, measurement: str | None = None) -> Workspace
         nbins = len(observations[cname])
         channels.append((cname, nbins))
         for sample in channel["samples"]:
-            nominal = [float(x) for x in sample["data"]]
-            if len(nominal) != nbins:
-                raise ModelError(
-                    f"sample {sample['name']!r} in channel {cname!r} has {len(nominal)} bins, "
-                    f"the observation has {nbins}"
-                )
-            mods = []
-            for mod in sample.get("modifiers", []):
-                mtype, mname = mod["type"], mod["name"]
-                mods.append((mname, mtype, mod.get("data")))
-                requirements.setdefault(mname, []).append(
-                    (
-                        mtype,
-                        {
-                            "channel": cname,
-                            "nbins": nbins,
-                            "nominal": nominal,
-                            "data": mod.get("data"),
-                        },
-                    )
-                )
-            samples.append(SampleSpec(cname, sample["name"], offset, nominal, mods))
+            key = (id(sample), cname, offset, nbins)
+            hit = cache.get(key)
+            if hit is None or hit[0] is not sample:
+                hit = (sample, *_read_sample(sample, cname, offset, nbins))
+                cache[key] = hit
+            _, spec, reqs = hit
+            for mname, req in reqs:
+                requirements.setdefault(mname, []).append(req)
+            samples.append(spec)
         offset += nbins
 
     parameters = {
@@ -112,6 +107,22 @@ def read_workspace(workspace: dict, measurement: str | None = None) -> Workspace
     if poi not in parameters:
         raise ModelError(f"the parameter of interest {poi!r} is not a modifier of any sample")
     return WorkspaceSpec(channels, observations, samples, parameters, poi)
+
+
+def _read_sample(sample: dict, cname: str, offset: int, nbins: int):
+    nominal = [float(x) for x in sample["data"]]
+    if len(nominal) != nbins:
+        raise ModelError(
+            f"sample {sample['name']!r} in channel {cname!r} has {len(nominal)} bins, "
+            f"the observation has {nbins}"
+        )
+    mods, reqs = [], []
+    for mod in sample.get("modifiers", []):
+        mtype, mname = mod["type"], mod["name"]
+        mods.append((mname, mtype, mod.get("data")))
+        info = {"channel": cname, "nbins": nbins, "nominal": nominal, "data": mod.get("data")}
+        reqs.append((mname, (mtype, info)))
+    return SampleSpec(cname, sample["name"], offset, nominal, mods), reqs
 
 
 def _parameter(name: str, reqs: list[tuple[str, dict]], user: dict) -> ParameterSpec:
