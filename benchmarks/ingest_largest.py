@@ -41,8 +41,10 @@ def main() -> None:
         seconds = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert version is not None, report.errors[:3]
-    print(f"largest likelihood: {largest.name} ({size_mb:.1f} MB of JSON, "
-          f"{version.likelihoods.get().signals.count()} signal points)")
+    print(
+        f"largest likelihood: {largest.name} ({size_mb:.1f} MB of JSON, "
+        f"{version.likelihoods.get().signals.count()} signal points)"
+    )
     print(f"ingest wall time: {seconds:.2f} s   peak RSS of the process: {peak_mb:.0f} MB")
     print(f"bar: < 30 s and < 2048 MB -> {'met' if seconds < 30 and peak_mb < 2048 else 'NOT met'}")
 

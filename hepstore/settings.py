@@ -96,6 +96,10 @@ REDIS_URL = env_str("REDIS_URL", "")
 REINTERPRET_MAX_CONCURRENT_FITS = env_int("REINTERPRET_MAX_CONCURRENT_FITS", 2)
 REINTERPRET_MAX_QUEUED_JOBS = env_int("REINTERPRET_MAX_QUEUED_JOBS", 50)
 REINTERPRET_MEMORY_BUDGET_MB = env_int("REINTERPRET_MEMORY_BUDGET_MB", 2048)
+# A running job whose heartbeat is older than this is taken to be orphaned and re-queued.
+REINTERPRET_STALE_SECONDS = env_int("REINTERPRET_STALE_SECONDS", 60)
+# Signal points a scan evaluates per batch (and writes per progress step).
+REINTERPRET_SCAN_CHUNK = env_int("REINTERPRET_SCAN_CHUNK", 32)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

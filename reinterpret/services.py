@@ -143,3 +143,188 @@ def result_dict(point: Point, result: PointResult, upper_limit: bool) -> dict:
         data["mu_up_obs"] = result.mu_up_obs
         data["mu_up_exp"] = list(result.mu_up_exp) if result.mu_up_exp else None
     return data
+
+
+# --------------------------------------------------------------------------- web services
+# Everything below works on archived likelihoods (Django models); the functions above only
+# on plain workspaces.
+
+
+def service_settings(upper_limit: bool = True) -> Settings:
+    from django.conf import settings as dj
+
+    return Settings(upper_limit=upper_limit, memory_budget_mb=dj.REINTERPRET_MEMORY_BUDGET_MB)
+
+
+def cache_key(background_digest: str, operations: list, settings: Settings) -> tuple[str, dict]:
+    from hepstore.jsonio import canonical_sha256
+
+    inputs = {
+        "background_sha256": background_digest,
+        "patch_sha256": canonical_sha256(operations),
+        "settings": settings.as_dict(),
+    }
+    return canonical_sha256(inputs), inputs
+
+
+def cached_evaluation(
+    likelihood, operations: list, signal_name: str = "", values=None
+) -> tuple[dict, bool]:
+    """Result for the background-only workspace patched by operations: from the cache when
+    the same inputs and settings were evaluated before, else computed and stored.
+    Returns (result, served_from_cache)."""
+    import time
+
+    from hepstore.services import likelihood_documents
+    from reinterpret.models import CachedResult
+
+    settings = service_settings()
+    key, inputs = cache_key(likelihood.background_id, operations, settings)
+    hit = CachedResult.objects.filter(key=key).first()
+    if hit is not None:
+        return hit.result, True
+    bkg, _ = likelihood_documents(likelihood)
+    point = Point(
+        signal_name or None,
+        tuple(values) if values is not None else None,
+        apply_patch(bkg, operations, signal_name or None),
+    )
+    t0 = time.perf_counter()
+    (result,) = evaluate([point], settings)
+    seconds = time.perf_counter() - t0
+    result = {
+        **result,
+        "settings": settings.as_dict(),
+        "inputs": inputs,
+        "seconds": round(seconds, 4),
+    }
+    CachedResult.objects.get_or_create(
+        key=key,
+        defaults={
+            "likelihood": likelihood,
+            "signal": signal_name,
+            "result": result,
+            "inputs": inputs,
+            "seconds": seconds,
+        },
+    )
+    return result, False
+
+
+def archived_point_result(likelihood, name: str) -> tuple[dict, bool]:
+    from hepstore.errors import NotFound
+    from hepstore.services import likelihood_documents
+
+    point = likelihood.signals.filter(name=name).first()
+    if point is None:
+        raise NotFound(f"no signal point {name!r} in this likelihood")
+    _, ps = likelihood_documents(likelihood)
+    return cached_evaluation(likelihood, ps["patches"][point.index]["patch"], name, point.values)
+
+
+def custom_signal_patch(workspace: dict, payload: dict) -> list[dict]:
+    """JSON Patch operations for a theorist's signal, or the expert's raw operations.
+
+    payload: {"signal": {channel: [yields]}, "modifiers": [extra modifiers]} or
+    {"patch": [operations]}. The signal sample gets the POI normfactor and the luminosity
+    modifier of the analysis, as published signal patches do. Raises ReinterpretError with
+    a problem per mistake.
+    """
+    import math
+
+    if "patch" in payload:
+        if not isinstance(payload["patch"], list) or not payload["patch"]:
+            raise ReinterpretError("'patch' must be a non-empty list of JSON Patch operations")
+        return payload["patch"]
+    signal = payload.get("signal")
+    if not isinstance(signal, dict) or not signal:
+        raise ReinterpretError("give 'signal': {channel: [yields per bin]} or 'patch': [...]")
+    measurement = workspace["measurements"][0]["config"]
+    channels = {c["name"]: i for i, c in enumerate(workspace["channels"])}
+    nbins = {o["name"]: len(o["data"]) for o in workspace["observations"]}
+    lumi = next(
+        (
+            m["name"]
+            for c in workspace["channels"]
+            for s in c["samples"]
+            for m in s["modifiers"]
+            if m["type"] == "lumi"
+        ),
+        None,
+    )
+    problems = []
+    for channel, yields in signal.items():
+        ptr = f"/signal/{channel}"
+        if channel not in channels:
+            problems.append(
+                {
+                    "pointer": ptr,
+                    "severity": "error",
+                    "message": f"unknown channel {channel!r}; the channels are {sorted(channels)}",
+                }
+            )
+            continue
+        if not isinstance(yields, list) or len(yields) != nbins[channel]:
+            n = len(yields) if isinstance(yields, list) else "no list of"
+            problems.append(
+                {
+                    "pointer": ptr,
+                    "severity": "error",
+                    "message": f"channel {channel!r} has {nbins[channel]} bins, got {n} yields",
+                }
+            )
+            continue
+        for i, y in enumerate(yields):
+            if (
+                not isinstance(y, int | float)
+                or isinstance(y, bool)
+                or not math.isfinite(y)
+                or y < 0
+            ):
+                problems.append(
+                    {
+                        "pointer": f"{ptr}/{i}",
+                        "severity": "error",
+                        "message": f"yield {y!r} must be a finite number >= 0",
+                    }
+                )
+    extra = payload.get("modifiers", [])
+    if not isinstance(extra, list):
+        problems.append(
+            {
+                "pointer": "/modifiers",
+                "severity": "error",
+                "message": "'modifiers' must be a list of HistFactory modifiers",
+            }
+        )
+        extra = []
+    from hepstore.schemas import fragment_errors
+
+    for i, mod in enumerate(extra):
+        for err in fragment_errors("modifier", mod):
+            problems.append(
+                {"pointer": f"/modifiers/{i}", "severity": "error", "message": err.message}
+            )
+    if problems:
+        raise ReinterpretError("the signal is not usable", problems)
+    modifiers = [{"name": measurement["poi"], "type": "normfactor", "data": None}]
+    if lumi:
+        modifiers.append({"name": lumi, "type": "lumi", "data": None})
+    ops = []
+    for channel, yields in signal.items():
+        sample = {
+            "name": "custom_signal",
+            "data": [float(y) for y in yields],
+            "modifiers": modifiers
+            + [m for m in extra if m["type"] != "staterror" or len(m["data"]) == len(yields)],
+        }
+        ops.append(
+            {"op": "add", "path": f"/channels/{channels[channel]}/samples/0", "value": sample}
+        )
+    return ops
+
+
+def is_small(likelihood) -> bool:
+    """Small enough to answer a single fit synchronously within a request."""
+    summary = likelihood.summary or {}
+    return (summary.get("bins") or 0) * (summary.get("parameters") or 0) <= 20000
