@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hepstore import views
+from reinterpret import views as reinterpret_views
 
 urlpatterns = [
     path("", views.analysis_list, name="analysis-list"),
@@ -12,6 +13,11 @@ urlpatterns = [
         "likelihoods/<int:pk>/signals/<str:name>/workspace",
         views.signal_workspace,
         name="signal-workspace",
+    ),
+    path(
+        "likelihoods/<int:pk>/signals/<str:name>/",
+        reinterpret_views.point_page,
+        name="point-result",
     ),
     path("validate", views.validate_page, name="validate"),
     path("admin/", admin.site.urls),

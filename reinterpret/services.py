@@ -328,3 +328,17 @@ def is_small(likelihood) -> bool:
     """Small enough to answer a single fit synchronously within a request."""
     summary = likelihood.summary or {}
     return (summary.get("bins") or 0) * (summary.get("parameters") or 0) <= 20000
+
+
+def point_yields(likelihood, name: str) -> dict:
+    """Pre- and post-fit yields per channel and sample for an archived signal point."""
+    from hepstore.services import patched_workspace
+    from reinterpret.fitter import compile_models
+    from reinterpret.fitter.infer import fitted_yields
+
+    workspace = patched_workspace(likelihood, name)
+    try:
+        model = compile_models([workspace])
+    except FitterError as exc:
+        raise ReinterpretError(f"cannot build the model: {exc}") from exc
+    return fitted_yields(model)

@@ -90,3 +90,31 @@ def test_upload_a_broken_bundle_and_read_the_report(
     table = page.inner_text("#problems")
     assert "/channels/0/samples/1/data" in table and "4 bins" in table
     page.screenshot(path=str(tmp_path / "validate.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reinterpret_panel_scans_the_grid_and_evaluates_a_pasted_signal(
+    live_server, bundle, browser_page
+):
+    from reinterpret.jobs import start_embedded_worker
+
+    root, _, ps = bundle
+    _, version = ingest_paths([root], Publication(title="Example", collaboration="ATLAS"))
+    lh = version.likelihoods.get()
+    worker = start_embedded_worker()
+    try:
+        page = browser_page
+        page.goto(f"{live_server.url}/likelihoods/{lh.pk}/")
+        page.get_by_role("button", name="Compute CLs for every signal point").click()
+        page.wait_for_selector("#contour img", timeout=60000)
+        first = ps["patches"][0]["metadata"]["name"]
+        assert page.inner_text(f'tr[data-name="{first}"] td.cls') not in ("", "–")
+        page.fill("textarea[name=signal]", "SR_meff,2.5,4.0,6.5")
+        page.get_by_role("button", name="Compute CLs", exact=True).click()
+        page.wait_for_selector("#custom-verdict", timeout=60000)
+        assert "CLs obs =" in page.inner_text("#custom-verdict")
+        page.get_by_role("link", name=first, exact=True).click()
+        page.wait_for_selector("#point-verdict")
+        assert page.locator("svg[aria-label$='post-fit']").count() == 2
+    finally:
+        worker.stop.set()

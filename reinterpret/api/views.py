@@ -105,3 +105,16 @@ def job_contour_svg(request, pk: int):
         raise NotFound("the scan has no contour (yet)")
     body = contours.svg(job.result["points"], job.result["contour"], job.result["labels"])
     return HttpResponse(body, content_type="image/svg+xml")
+
+
+@extend_schema(responses=JobSerializer(many=True))
+@api_view(["GET"])
+def job_list(request):
+    """Recent jobs, filtered by ?likelihood=ID, ?kind=scan|custom and ?state=..."""
+    jobs_ = Job.objects.order_by("-created", "-id")
+    for field in ("likelihood", "kind", "state"):
+        value = request.query_params.get(field)
+        if value:
+            jobs_ = jobs_.filter(**{f"{field}_id" if field == "likelihood" else field: value})
+    body = JobSerializer(jobs_[:20], many=True, context={"request": request}).data
+    return Response({"results": body})

@@ -228,3 +228,27 @@ def upper_limits(model: ModelBatch, fits: _Fits, options: InferenceOptions):
     from reinterpret.fitter.limits import solve_limits
 
     return solve_limits(model, fits, options)
+
+
+def fitted_yields(model: ModelBatch, row: int = 0) -> dict:
+    """Pre-fit (initial parameters) and post-fit (global best fit) yields of one model.
+
+    Returns {"prefit"|"postfit": {channel: {sample: [yield per bin]}}, "observed":
+    {channel: [counts]}, "converged": bool}.
+    """
+    rows = np.array([row])
+    fit = minimize(
+        model, rows, model.observed[rows], model.aux[rows], model.init[rows], model.fixed[rows]
+    )
+    out: dict = {"converged": bool(fit.converged[0])}
+    for label, theta in (("prefit", model.init[row]), ("postfit", fit.theta[0])):
+        table: dict = {}
+        for (channel, sample), values in model.sample_yields(theta, row).items():
+            table.setdefault(channel, {})[sample] = [float(v) for v in values]
+        out[label] = table
+    offsets = np.cumsum([0] + [n for _, n in model.channels])
+    out["observed"] = {
+        c: model.observed[row, offsets[i] : offsets[i + 1]].tolist()
+        for i, (c, _) in enumerate(model.channels)
+    }
+    return out

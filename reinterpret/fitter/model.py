@@ -293,6 +293,16 @@ class ModelBatch:
         aux = np.where(self.poisson[rows], self.tau[rows] * theta, theta)
         return nu_sb @ self.sum_to_bins, aux
 
+    def sample_yields(self, theta: np.ndarray, row: int) -> dict[tuple[str, str], np.ndarray]:
+        """Expected yield per bin of every sample of model `row` at parameters theta (P,)."""
+        nu_sb = self._yields(theta[None, :], np.array([row]), derivatives=False)[0][0]
+        nbins = dict(self.channels)
+        out = {}
+        for key, slot in self.sample_slots[row].items():
+            start = self._sample_start[slot]
+            out[key] = nu_sb[start : start + nbins[key[0]]]
+        return out
+
     def _yields(self, theta: np.ndarray, rows: np.ndarray, derivatives: bool):
         nominal = self.nominal[rows]
         alpha_h = theta[:, self.hs_idx, None]

@@ -1,0 +1,130 @@
+// Reinterpretation panel of a likelihood page: grid scan with progress, exclusion contour,
+// CLs colours in the signal grid, and a form for one's own signal yields.
+(function () {
+  "use strict";
+  const panel = document.getElementById("reinterpret");
+  if (!panel) return;
+  const id = panel.dataset.likelihood;
+  const api = "/api/v1";
+
+  function csrf() {
+    const m = document.cookie.match(/csrftoken=([^;]+)/);
+    return m ? m[1] : "";
+  }
+
+  async function call(method, url, body) {
+    const response = await fetch(url, {
+      method,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const err = data.error || {};
+      const problems = (err.problems || []).map((p) => `${p.pointer}: ${p.message}`);
+      throw new Error([err.message || response.statusText, ...problems].join("\n"));
+    }
+    return { status: response.status, data };
+  }
+
+  function colour(cls) {
+    if (cls < 0.05) return "#f6c7c3";
+    if (cls < 0.2) return "#fbe3b0";
+    return "#d6e9d8";
+  }
+
+  function showScan(job) {
+    for (const point of job.result.points) {
+      const row = document.querySelector(`tr[data-name="${CSS.escape(point.patch)}"]`);
+      if (!row) continue;
+      const cell = row.querySelector("td.cls");
+      cell.textContent = point.cls_obs.toPrecision(3);
+      cell.style.background = colour(point.cls_obs);
+    }
+    if (job.result.contour) {
+      document.getElementById("contour").innerHTML =
+        `<img src="${api}/jobs/${job.id}/contour.svg" alt="exclusion contour" width="640" height="480">`;
+    }
+  }
+
+  async function follow(job, progress, status) {
+    progress.hidden = false;
+    while (!["succeeded", "failed", "cancelled"].includes(job.state)) {
+      progress.max = job.progress.total || 1;
+      progress.value = job.progress.done;
+      if (status) status.textContent = `${job.state}: ${job.progress.done}/${job.progress.total} points`;
+      await new Promise((r) => setTimeout(r, 700));
+      job = (await call("GET", `${api}/jobs/${job.id}`)).data;
+    }
+    progress.hidden = true;
+    if (job.state !== "succeeded") throw new Error(`job ${job.state}: ${job.error}`);
+    return job;
+  }
+
+  const scanButton = document.getElementById("run-scan");
+  if (scanButton) {
+    const progress = document.getElementById("scan-progress");
+    const status = document.getElementById("scan-status");
+    call("GET", `${api}/jobs/?likelihood=${id}&kind=scan&state=succeeded`).then(({ data }) => {
+      if (data.results.length) {
+        showScan(data.results[0]);
+        status.textContent = `last scan: ${data.results[0].finished}`;
+      }
+    });
+    scanButton.addEventListener("click", async () => {
+      scanButton.disabled = true;
+      try {
+        const job = await follow((await call("POST", `${api}/likelihoods/${id}/scan`, {})).data,
+                                 progress, status);
+        showScan(job);
+        status.textContent = "done";
+      } catch (e) {
+        status.textContent = e.message;
+      } finally {
+        scanButton.disabled = false;
+      }
+    });
+  }
+
+  function parseSignal(text) {
+    text = text.trim();
+    if (text.startsWith("{")) return JSON.parse(text);
+    const signal = {};
+    for (const line of text.split(/\r?\n/)) {
+      if (!line.trim() || line.startsWith("#")) continue;
+      const [channel, ...values] = line.split(",").map((x) => x.trim());
+      signal[channel] = values.map(Number);
+    }
+    return { signal };
+  }
+
+  const form = document.getElementById("custom-signal");
+  const out = document.getElementById("custom-result");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const progress = document.getElementById("custom-progress");
+    out.textContent = "computing…";
+    try {
+      const file = form.signal_file.files[0];
+      const text = file ? await file.text() : form.signal.value;
+      let { status, data } = await call("POST", `${api}/likelihoods/${id}/reinterpret`,
+                                        parseSignal(text));
+      if (status === 202) data = (await follow(data, progress, null)).result;
+      const exp = data.cls_exp.map((x) => x.toPrecision(3)).join(", ");
+      out.innerHTML = "";
+      const box = document.createElement("div");
+      box.className = "verdict " + (data.cls_obs < 0.05 ? "invalid" : "valid");
+      box.id = "custom-verdict";
+      box.textContent = `CLs obs = ${data.cls_obs.toPrecision(4)} (expected −2σ…+2σ: ${exp}); ` +
+        `μ̂ = ${data.mu_hat.toPrecision(3)}; upper limit on μ = ${data.mu_up_obs.toPrecision(4)}` +
+        (data.cls_obs < 0.05 ? " — excluded at 95% CL" : " — not excluded");
+      out.appendChild(box);
+    } catch (e) {
+      out.innerHTML = "";
+      const pre = document.createElement("pre");
+      pre.className = "verdict invalid";
+      pre.textContent = e.message;
+      out.appendChild(pre);
+    }
+  });
+})();
