@@ -117,6 +117,9 @@ class SignalPoint(models.Model):
     name = models.CharField(max_length=300)
     values = models.JSONField(default=list)
     index = models.PositiveIntegerField(help_text="position of the patch in the patchset")
+    # The point's patch operations as a blob of their own, so that one point can be patched,
+    # evaluated or looked up in the result cache without reading the whole patchset.
+    patch = models.ForeignKey(Blob, null=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ["likelihood", "index"]

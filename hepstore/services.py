@@ -135,15 +135,23 @@ def _record(regions, publication, user, note, writer) -> AnalysisVersion:
             summary=region.summary,
         )
         if region.patchset:
+            points = []
+            for i, p in enumerate(region.patchset["patches"]):
+                sha, size = writer.put_json(p["patch"])
+                points.append((p["metadata"], i, sha, size))
+            Blob.objects.bulk_create(
+                [Blob(sha256=sha, size=size) for _, _, sha, size in points], ignore_conflicts=True
+            )
             SignalPoint.objects.bulk_create(
                 [
                     SignalPoint(
                         likelihood=likelihood,
-                        name=p["metadata"]["name"],
-                        values=p["metadata"]["values"],
+                        name=meta["name"],
+                        values=meta["values"],
                         index=i,
+                        patch_id=sha,
                     )
-                    for i, p in enumerate(region.patchset["patches"])
+                    for meta, i, sha, _ in points
                 ]
             )
     return version
@@ -191,6 +199,13 @@ def ingest_example_once(directory: Path) -> str:
     return f"ingested the example as {version}"
 
 
+def background_workspace(likelihood: Likelihood) -> dict:
+    """The stored background-only workspace (without reading the possibly large patchset)."""
+    from hepstore import blobs
+
+    return blobs.read_json(likelihood.background_id)
+
+
 def likelihood_documents(likelihood: Likelihood) -> tuple[dict, dict | None]:
     """The stored background-only workspace and patchset of a likelihood."""
     from hepstore import blobs
@@ -202,15 +217,14 @@ def likelihood_documents(likelihood: Likelihood) -> tuple[dict, dict | None]:
 
 def patched_workspace(likelihood: Likelihood, name: str) -> dict:
     """The full workspace of one signal point: its patch applied to the background-only one."""
-    from hepstore import patching
+    from hepstore import blobs, patching
 
     point = likelihood.signals.filter(name=name).first()
     if point is None:
         raise NotFound(f"no signal point {name!r} in this likelihood")
-    bkg, ps = likelihood_documents(likelihood)
-    patch = ps["patches"][point.index]
+    bkg = blobs.read_json(likelihood.background_id)
     try:
-        return patching.apply(bkg, patch["patch"])
+        return patching.apply(bkg, blobs.read_json(point.patch_id))
     except patching.PatchError as exc:  # validated on ingestion; only corrupt storage gets here
         raise HepstoreError(f"stored patch {name!r} no longer applies: {exc}") from exc
 

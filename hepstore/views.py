@@ -39,7 +39,7 @@ def analysis_detail(request, pk: int):
 
 def likelihood_detail(request, pk: int):
     likelihood = get_object_or_404(Likelihood.objects.select_related("version__analysis"), pk=pk)
-    workspace, _ = services.likelihood_documents(likelihood)
+    workspace = services.background_workspace(likelihood)
     observed = {o["name"]: o["data"] for o in workspace["observations"]}
     channels = []
     for channel in workspace["channels"]:

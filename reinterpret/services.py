@@ -156,34 +156,46 @@ def service_settings(upper_limit: bool = True) -> Settings:
     return Settings(upper_limit=upper_limit, memory_budget_mb=dj.REINTERPRET_MEMORY_BUDGET_MB)
 
 
-def cache_key(background_digest: str, operations: list, settings: Settings) -> tuple[str, dict]:
+def cache_key(background_digest: str, patch_digest: str, settings: Settings) -> tuple[str, dict]:
     from hepstore.jsonio import canonical_sha256
 
     inputs = {
         "background_sha256": background_digest,
-        "patch_sha256": canonical_sha256(operations),
+        "patch_sha256": patch_digest,
         "settings": settings.as_dict(),
     }
     return canonical_sha256(inputs), inputs
 
 
 def cached_evaluation(
-    likelihood, operations: list, signal_name: str = "", values=None
+    likelihood,
+    operations: list | None,
+    signal_name: str = "",
+    values=None,
+    patch_digest: str | None = None,
 ) -> tuple[dict, bool]:
     """Result for the background-only workspace patched by operations: from the cache when
     the same inputs and settings were evaluated before, else computed and stored.
+
+    Give patch_digest (the sha256 of the canonical operations, which is also their blob
+    name) to look the cache up without the operations; they are then read only on a miss.
     Returns (result, served_from_cache)."""
     import time
 
-    from hepstore.services import likelihood_documents
+    from hepstore import blobs
+    from hepstore.jsonio import canonical_sha256
     from reinterpret.models import CachedResult
 
     settings = service_settings()
-    key, inputs = cache_key(likelihood.background_id, operations, settings)
+    if patch_digest is None:
+        patch_digest = canonical_sha256(operations)
+    key, inputs = cache_key(likelihood.background_id, patch_digest, settings)
     hit = CachedResult.objects.filter(key=key).first()
     if hit is not None:
         return hit.result, True
-    bkg, _ = likelihood_documents(likelihood)
+    if operations is None:
+        operations = blobs.read_json(patch_digest)
+    bkg = blobs.read_json(likelihood.background_id)
     point = Point(
         signal_name or None,
         tuple(values) if values is not None else None,
@@ -213,13 +225,11 @@ def cached_evaluation(
 
 def archived_point_result(likelihood, name: str) -> tuple[dict, bool]:
     from hepstore.errors import NotFound
-    from hepstore.services import likelihood_documents
 
     point = likelihood.signals.filter(name=name).first()
     if point is None:
         raise NotFound(f"no signal point {name!r} in this likelihood")
-    _, ps = likelihood_documents(likelihood)
-    return cached_evaluation(likelihood, ps["patches"][point.index]["patch"], name, point.values)
+    return cached_evaluation(likelihood, None, name, point.values, patch_digest=point.patch_id)
 
 
 def custom_signal_patch(workspace: dict, payload: dict) -> list[dict]:

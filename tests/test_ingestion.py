@@ -37,8 +37,11 @@ def test_valid_submission_is_stored_with_its_signal_points(bundle, isolated_blob
     lh = Likelihood.objects.get()
     assert lh.region == "RegionA" and lh.labels == ["m1", "m2"]
     assert lh.signals.count() == len(ps["patches"])
-    assert len(stored_files(isolated_blobs)) == 2
+    # The background, the patchset, and each point's patch on its own.
+    assert len(stored_files(isolated_blobs)) == 2 + len(ps["patches"])
     assert blobs.read_json(lh.patchset_id) == ps
+    point = lh.signals.get(name=ps["patches"][3]["metadata"]["name"])
+    assert blobs.read_json(point.patch_id) == ps["patches"][3]["patch"]
 
 
 def test_invalid_submission_stores_nothing(bundle, isolated_blobs, tmp_path):
@@ -66,12 +69,13 @@ def test_failure_part_way_leaves_no_rows_and_no_files(bundle, isolated_blobs, mo
 
 
 def test_resubmission_becomes_the_next_version_and_blobs_are_deduplicated(bundle, isolated_blobs):
-    root, _, _ = bundle
+    root, _, ps = bundle
     ingest_paths([root], PUB)
     _, v2 = ingest_paths([root], PUB)
     assert v2.number == 2 and Analysis.objects.count() == 1
     assert AnalysisVersion.objects.count() == 2
-    assert Blob.objects.count() == 2 and len(stored_files(isolated_blobs)) == 2
+    stored = 2 + len(ps["patches"])
+    assert Blob.objects.count() == stored and len(stored_files(isolated_blobs)) == stored
 
 
 def test_only_members_may_submit_for_a_collaboration(bundle):

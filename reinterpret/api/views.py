@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from hepstore.errors import NotFound
 from hepstore.models import Likelihood
-from hepstore.services import likelihood_documents
+from hepstore.services import background_workspace
 from reinterpret import contours, jobs, services
 from reinterpret.api.serializers import (
     JobSerializer,
@@ -52,7 +52,7 @@ def reinterpret(request, pk: int):
     likelihood = get_object_or_404(Likelihood, pk=pk)
     if not isinstance(request.data, dict):
         raise ReinterpretError("the body must be a JSON object")
-    bkg, _ = likelihood_documents(likelihood)
+    bkg = background_workspace(likelihood)
     operations = services.custom_signal_patch(bkg, request.data)
     services.apply_patch(bkg, operations)  # fail fast on operations that do not apply
     if services.is_small(likelihood):
