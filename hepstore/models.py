@@ -129,3 +129,28 @@ class SignalPoint(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SearchDocument(models.Model):
+    """What search knows about one likelihood (with its analysis), flattened for filtering
+    and facets. Filled after ingestion commits; `manage.py reindex` rebuilds it."""
+
+    likelihood = models.OneToOneField(
+        Likelihood, on_delete=models.CASCADE, primary_key=True, related_name="search_document"
+    )
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="+")
+    title = models.TextField()
+    abstract = models.TextField(blank=True)
+    collaboration = models.CharField(max_length=100, db_index=True)
+    year = models.PositiveIntegerField(null=True, db_index=True)
+    version = models.PositiveIntegerField()
+    # Free text of everything else: ids, keywords, region, channels, samples, modifiers, POI.
+    body = models.TextField(blank=True)
+    modifier_types = models.JSONField(default=list)
+    labels = models.JSONField(default=list)
+    label_ranges = models.JSONField(default=dict)
+    n_parameters = models.PositiveIntegerField(null=True, db_index=True)
+    n_bins = models.PositiveIntegerField(default=0)
+    n_points = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(db_index=True)
+    document = models.JSONField(default=dict, help_text="the full indexed document")

@@ -20,6 +20,7 @@ urlpatterns = [
         name="point-result",
     ),
     path("validate", views.validate_page, name="validate"),
+    path("search", views.search_page, name="search"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

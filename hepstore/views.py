@@ -107,3 +107,37 @@ def validate_page(request):
     return render(
         request, "hepstore/validate.html", context, status=400 if "failure" in context else 200
     )
+
+
+def search_page(request):
+    """Faceted search inside likelihoods, with highlighted matches."""
+    from hepstore import search
+
+    context = {"params": request.GET}
+    try:
+        query = search.SearchQuery.from_params(request.GET)
+        result = search.search(query)
+        context.update(query=query, result=result)
+    except HepstoreError as exc:
+        context["failure"] = exc.message
+    base = request.GET.copy()
+    base.pop("page", None)
+    links = {}
+    for facet in search.FACETS:
+        entries = []
+        for value, count in context["result"].facets.get(facet, []) if "result" in context else []:
+            params = base.copy()
+            params[facet] = value
+            entries.append(
+                {
+                    "value": value,
+                    "count": count,
+                    "query": params.urlencode(),
+                    "active": str(base.get(facet, "")) == str(value),
+                }
+            )
+        links[facet] = entries
+    context["facet_links"] = links
+    context["base_query"] = base.urlencode()
+    status = 503 if context.get("failure") and "unreachable" in context["failure"] else 200
+    return render(request, "hepstore/search.html", context, status=status)

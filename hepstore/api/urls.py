@@ -12,5 +12,6 @@ router.register("likelihoods", views.LikelihoodViewSet, basename="api-likelihood
 urlpatterns = [
     path("validate", views.ValidateView.as_view(), name="api-validate"),
     path("submissions", views.SubmissionView.as_view(), name="api-submissions"),
+    path("search/", views.SearchView.as_view(), name="api-search"),
     path("", include(router.urls)),
 ]

@@ -145,3 +145,18 @@ class SubmissionView(APIView):
         return Response(
             {"analysis": body, "version": version.number, "report": report.as_dict()}, status=201
         )
+
+
+class SearchView(APIView):
+    """Free text (ranked) with fielded filters and facets: q, collaboration, year,
+    modifier_type, label (+ label_min/label_max: a signal point's label value in range),
+    npars_min/npars_max, sort=relevance|date, page."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        from hepstore import search
+
+        query = search.SearchQuery.from_params(request.query_params)
+        return Response(search.search(query).as_dict())

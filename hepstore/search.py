@@ -1,0 +1,412 @@
+"""Search inside likelihoods: what is indexed, the query, and the embedded database backend.
+
+One behaviour, two engines: DatabaseBackend (SQLite FTS5; a plain substring search on other
+databases) is the zero-set-up default; hepstore.search_es.ElasticsearchBackend is used when
+ELASTICSEARCH_URL is set. Both take a SearchQuery and return a SearchResult.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from hepstore.errors import HepstoreError
+from hepstore.models import Likelihood, SearchDocument
+
+log = logging.getLogger(__name__)
+PAGE_SIZE = 20
+FACETS = ("collaboration", "year", "modifier_type", "label")
+
+
+class SearchUnavailable(HepstoreError):
+    code = "search_unavailable"
+    status = 503
+
+
+class BadQuery(HepstoreError):
+    code = "bad_query"
+    status = 400
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    text: str = ""
+    collaboration: str = ""
+    year: int | None = None
+    modifier_type: str = ""
+    label: str = ""
+    label_min: float | None = None  # with label: some point has label >= label_min
+    label_max: float | None = None
+    npars_min: int | None = None
+    npars_max: int | None = None
+    sort: str = "relevance"  # or "date"
+    page: int = 1
+
+    @classmethod
+    def from_params(cls, params) -> SearchQuery:
+        def number(name, kind):
+            raw = params.get(name)
+            if raw in (None, ""):
+                return None
+            try:
+                return kind(raw)
+            except ValueError as exc:
+                raise BadQuery(f"{name} must be a number, got {raw!r}") from exc
+
+        sort = params.get("sort") or "relevance"
+        if sort not in ("relevance", "date"):
+            raise BadQuery("sort must be 'relevance' or 'date'")
+        query = cls(
+            text=(params.get("q") or "").strip(),
+            collaboration=params.get("collaboration") or "",
+            year=number("year", int),
+            modifier_type=params.get("modifier_type") or "",
+            label=params.get("label") or "",
+            label_min=number("label_min", float),
+            label_max=number("label_max", float),
+            npars_min=number("npars_min", int),
+            npars_max=number("npars_max", int),
+            sort=sort,
+            page=max(number("page", int) or 1, 1),
+        )
+        if (query.label_min is not None or query.label_max is not None) and not query.label:
+            raise BadQuery("label_min/label_max need label=<name>")
+        return query
+
+
+@dataclass
+class SearchResult:
+    total: int
+    hits: list[dict] = field(default_factory=list)
+    facets: dict[str, list[tuple]] = field(default_factory=dict)
+    page: int = 1
+    backend: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "total": self.total,
+            "page": self.page,
+            "page_size": PAGE_SIZE,
+            "backend": self.backend,
+            "hits": self.hits,
+            "facets": {
+                k: [{"value": v, "count": c} for v, c in items] for k, items in self.facets.items()
+            },
+        }
+
+
+# --------------------------------------------------------------------------- documents
+def build_document(likelihood: Likelihood) -> dict:
+    """Everything indexed about one likelihood and its analysis."""
+    from hepstore import blobs
+
+    version = likelihood.version
+    analysis = version.analysis
+    summary = likelihood.summary or {}
+    ws = blobs.read_json(likelihood.background_id)
+    channels = [c["name"] for c in ws["channels"]]
+    samples = sorted({s["name"] for c in ws["channels"] for s in c["samples"]})
+    modifiers = sorted(
+        {m["name"] for c in ws["channels"] for s in c["samples"] for m in s["modifiers"]}
+    )
+    labels = list(likelihood.labels or [])
+    ranges: dict[str, list[float]] = {}
+    for values in likelihood.signals.values_list("values", flat=True):
+        for label, value in zip(labels, values, strict=False):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                lo, hi = ranges.get(label, [value, value])
+                ranges[label] = [min(lo, value), max(hi, value)]
+    return {
+        "likelihood": likelihood.pk,
+        "analysis": analysis.pk,
+        "title": analysis.title,
+        "abstract": analysis.abstract,
+        "collaboration": analysis.collaboration.name,
+        "year": analysis.year,
+        "inspire_id": analysis.inspire_id,
+        "arxiv_id": analysis.arxiv_id,
+        "doi": analysis.doi,
+        "keywords": list(analysis.keywords or []),
+        "region": likelihood.region,
+        "version": version.number,
+        "channels": channels,
+        "samples": samples,
+        "modifiers": modifiers,
+        "modifier_types": sorted((summary.get("modifiers_by_type") or {}).keys()),
+        "poi": summary.get("poi", ""),
+        "n_parameters": summary.get("parameters"),
+        "n_bins": summary.get("bins") or 0,
+        "labels": labels,
+        "label_ranges": ranges,
+        "n_points": summary.get("signal_points") or 0,
+        "created": likelihood.created.isoformat(),
+    }
+
+
+def body_text(doc: dict) -> str:
+    parts = [
+        doc["collaboration"],
+        doc["region"],
+        doc["poi"],
+        doc["arxiv_id"],
+        doc["doi"],
+        str(doc["inspire_id"] or ""),
+        *doc["keywords"],
+        *doc["channels"],
+        *doc["samples"],
+        *doc["modifiers"],
+        *doc["modifier_types"],
+        *doc["labels"],
+    ]
+    return " ".join(p for p in parts if p)
+
+
+# --------------------------------------------------------------------------- database backend
+MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
+
+
+def _fts_query(text: str) -> str:
+    """User text to an FTS5 query: every word must match (as a prefix)."""
+    words = re.findall(r"[\w.\-]+", text)
+    if not words:
+        raise BadQuery("the query has no words to search for")
+    return " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
+
+
+def _marked_to_html(text: str) -> str:
+    escaped = html.escape(text)
+    return escaped.replace(MARK_OPEN, "<mark>").replace(MARK_CLOSE, "</mark>")
+
+
+class DatabaseBackend:
+    name = "database"
+
+    def __init__(self) -> None:
+        self.fts = connection.vendor == "sqlite"
+
+    def index(self, docs: list[dict]) -> None:
+        with transaction.atomic():
+            for doc in docs:
+                SearchDocument.objects.update_or_create(
+                    likelihood_id=doc["likelihood"], defaults=_row(doc)
+                )
+                if self.fts:
+                    with connection.cursor() as cur:
+                        cur.execute(
+                            "DELETE FROM hepstore_search_fts WHERE rowid = %s", [doc["likelihood"]]
+                        )
+                        cur.execute(
+                            "INSERT INTO hepstore_search_fts(rowid, title, abstract, body)"
+                            " VALUES (%s, %s, %s, %s)",
+                            [doc["likelihood"], doc["title"], doc["abstract"], body_text(doc)],
+                        )
+
+    def rebuild(self, docs: list[dict]) -> None:
+        with transaction.atomic():
+            SearchDocument.objects.all().delete()
+            if self.fts:
+                with connection.cursor() as cur:
+                    cur.execute("DELETE FROM hepstore_search_fts")
+            self.index(docs)
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        where, params = ["1 = 1"], []
+        hits_cte, join, score = "", "", "0"
+        if query.text:
+            if self.fts:
+                hits_cte = (
+                    "WITH hits AS (SELECT rowid AS id, bm25(hepstore_search_fts, 10.0, "
+                    "3.0, 1.0) AS score FROM hepstore_search_fts WHERE "
+                    "hepstore_search_fts MATCH %s) "
+                )
+                params.append(_fts_query(query.text))
+                join, score = "JOIN hits ON hits.id = d.likelihood_id", "hits.score"
+            else:
+                for word in query.text.split():
+                    where.append(
+                        "(LOWER(d.title) LIKE %s OR LOWER(d.abstract) LIKE %s OR "
+                        "LOWER(d.body) LIKE %s)"
+                    )
+                    params += [f"%{word.lower()}%"] * 3
+        filters, fparams = self._filters(query)
+        where += filters
+        params += fparams
+        base = f"FROM hepstore_searchdocument d {join} WHERE {' AND '.join(where)}"
+        order = (
+            f"{score} ASC, d.created DESC"
+            if query.sort == "relevance" and query.text
+            else "d.created DESC, d.likelihood_id DESC"
+        )
+        with connection.cursor() as cur:
+            cur.execute(f"{hits_cte}SELECT COUNT(*) {base}", params)
+            total = cur.fetchone()[0]
+            cur.execute(
+                f"{hits_cte}SELECT d.likelihood_id, {score} {base} ORDER BY {order} "
+                f"LIMIT {PAGE_SIZE} OFFSET {(query.page - 1) * PAGE_SIZE}",
+                params,
+            )
+            page = cur.fetchall()
+            facets = self._facets(cur, hits_cte, base, params)
+        hits = self._hits([row[0] for row in page], query)
+        return SearchResult(total, hits, facets, query.page, self.name)
+
+    def _filters(self, query: SearchQuery) -> tuple[list[str], list]:
+        where, params = [], []
+        if query.collaboration:
+            where.append("d.collaboration = %s")
+            params.append(query.collaboration)
+        if query.year is not None:
+            where.append("d.year = %s")
+            params.append(query.year)
+        if query.npars_min is not None:
+            where.append("d.n_parameters >= %s")
+            params.append(query.npars_min)
+        if query.npars_max is not None:
+            where.append("d.n_parameters <= %s")
+            params.append(query.npars_max)
+        json_has = (
+            "EXISTS (SELECT 1 FROM json_each(d.{col}) WHERE value = %s)"
+            if connection.vendor == "sqlite"
+            else "d.{col}::jsonb ? %s"
+        )
+        if query.modifier_type:
+            where.append(json_has.format(col="modifier_types"))
+            params.append(query.modifier_type)
+        if query.label:
+            where.append(json_has.format(col="labels"))
+            params.append(query.label)
+            path = "$." + '"' + query.label.replace('"', "") + '"'
+            if query.label_min is not None:
+                where.append("CAST(json_extract(d.label_ranges, %s) AS REAL) >= %s")
+                params += [path + "[1]", query.label_min]
+            if query.label_max is not None:
+                where.append("CAST(json_extract(d.label_ranges, %s) AS REAL) <= %s")
+                params += [path + "[0]", query.label_max]
+        return where, params
+
+    def _facets(self, cur, cte: str, base: str, params: list) -> dict:
+        facets = {}
+        for name, column in (("collaboration", "d.collaboration"), ("year", "d.year")):
+            cur.execute(
+                f"{cte}SELECT {column}, COUNT(*) {base} AND {column} IS NOT NULL "
+                f"GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT 20",
+                params,
+            )
+            facets[name] = [tuple(r) for r in cur.fetchall()]
+        if connection.vendor == "sqlite":
+            for name, column in (("modifier_type", "modifier_types"), ("label", "labels")):
+                cur.execute(
+                    f"{cte}SELECT j.value, COUNT(*) {base.replace('WHERE', ', json_each(d.' + column + ') j WHERE', 1)} "  # noqa: E501
+                    "GROUP BY j.value ORDER BY COUNT(*) DESC, j.value LIMIT 20",
+                    params,
+                )
+                facets[name] = [tuple(r) for r in cur.fetchall()]
+        return facets
+
+    def _hits(self, ids: list[int], query: SearchQuery) -> list[dict]:
+        docs = {d.likelihood_id: d for d in SearchDocument.objects.filter(likelihood_id__in=ids)}
+        marks = {}
+        if query.text and self.fts and ids:
+            placeholders = ", ".join(["%s"] * len(ids))
+            with connection.cursor() as cur:
+                cur.execute(
+                    "SELECT rowid, highlight(hepstore_search_fts, 0, %s, %s), "
+                    "snippet(hepstore_search_fts, 1, %s, %s, '…', 16), "
+                    "snippet(hepstore_search_fts, 2, %s, %s, '…', 12) FROM hepstore_search_fts "
+                    f"WHERE hepstore_search_fts MATCH %s AND rowid IN ({placeholders})",
+                    [MARK_OPEN, MARK_CLOSE] * 3 + [_fts_query(query.text), *ids],
+                )
+                for rowid, title, abstract, body in cur.fetchall():
+                    marks[rowid] = {"title": _marked_to_html(title)}
+                    for key, text in (("abstract", abstract), ("body", body)):
+                        if MARK_OPEN in text:
+                            marks[rowid][key] = _marked_to_html(text)
+        return [_hit(docs[i], marks.get(i, {})) for i in ids if i in docs]
+
+
+def _row(doc: dict) -> dict:
+    from django.utils.dateparse import parse_datetime
+
+    return {
+        "analysis_id": doc["analysis"],
+        "title": doc["title"],
+        "abstract": doc["abstract"],
+        "collaboration": doc["collaboration"],
+        "year": doc["year"],
+        "version": doc["version"],
+        "body": body_text(doc),
+        "modifier_types": doc["modifier_types"],
+        "labels": doc["labels"],
+        "label_ranges": doc["label_ranges"],
+        "n_parameters": doc["n_parameters"],
+        "n_bins": doc["n_bins"],
+        "n_points": doc["n_points"],
+        "created": parse_datetime(doc["created"]),
+        "document": doc,
+    }
+
+
+def _hit(d: SearchDocument, highlights: dict) -> dict:
+    return hit_from_document(d.document, highlights)
+
+
+def hit_from_document(doc: dict, highlights: dict) -> dict:
+    """One search hit from an indexed document (both backends)."""
+    return {
+        "likelihood": doc["likelihood"],
+        "analysis": doc["analysis"],
+        "title": doc["title"],
+        "collaboration": doc["collaboration"],
+        "year": doc["year"],
+        "region": doc["region"],
+        "version": doc["version"],
+        "n_parameters": doc["n_parameters"],
+        "n_points": doc["n_points"],
+        "labels": doc["labels"],
+        "label_ranges": doc["label_ranges"],
+        "url": f"/likelihoods/{doc['likelihood']}/",
+        "highlights": highlights,
+    }
+
+
+# --------------------------------------------------------------------------- entry points
+def backend():
+    if settings.ELASTICSEARCH_URL:
+        from hepstore.search_es import ElasticsearchBackend
+
+        return ElasticsearchBackend(settings.ELASTICSEARCH_URL)
+    return DatabaseBackend()
+
+
+def search(query: SearchQuery) -> SearchResult:
+    return backend().search(query)
+
+
+def _documents(likelihoods) -> list[dict]:
+    return [
+        build_document(lh) for lh in likelihoods.select_related("version__analysis__collaboration")
+    ]
+
+
+def index_version(version_pk: int) -> None:
+    """Index (or re-index) the likelihoods of one version; called after ingestion commits.
+
+    The database documents are always written (the page filters use them); an unreachable
+    Elasticsearch is logged and caught up by `manage.py reindex`."""
+    docs = _documents(Likelihood.objects.filter(version_id=version_pk))
+    DatabaseBackend().index(docs)
+    if settings.ELASTICSEARCH_URL:
+        backend().index(docs)
+
+
+def reindex() -> int:
+    docs = _documents(Likelihood.objects.all())
+    DatabaseBackend().rebuild(docs)
+    if settings.ELASTICSEARCH_URL:
+        backend().rebuild(docs)
+    return len(docs)
