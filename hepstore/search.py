@@ -8,8 +8,10 @@ ELASTICSEARCH_URL is set. Both take a SearchQuery and return a SearchResult.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -219,10 +221,11 @@ class DatabaseBackend:
         hits_cte, join, score = "", "", "0"
         if query.text:
             if self.fts:
+                # MATERIALIZED: run the MATCH once, not once per document row.
                 hits_cte = (
-                    "WITH hits AS (SELECT rowid AS id, bm25(hepstore_search_fts, 10.0, "
-                    "3.0, 1.0) AS score FROM hepstore_search_fts WHERE "
-                    "hepstore_search_fts MATCH %s) "
+                    "WITH hits AS MATERIALIZED (SELECT rowid AS id, "
+                    "bm25(hepstore_search_fts, 10.0, 3.0, 1.0) AS score "
+                    "FROM hepstore_search_fts WHERE hepstore_search_fts MATCH %s) "
                 )
                 params.append(_fts_query(query.text))
                 join, score = "JOIN hits ON hits.id = d.likelihood_id", "hits.score"
@@ -236,24 +239,25 @@ class DatabaseBackend:
         filters, fparams = self._filters(query)
         where += filters
         params += fparams
-        base = f"FROM hepstore_searchdocument d {join} WHERE {' AND '.join(where)}"
-        order = (
-            f"{score} ASC, d.created DESC"
-            if query.sort == "relevance" and query.text
-            else "d.created DESC, d.likelihood_id DESC"
+        # One pass over the matching rows: the count, the facets and the order are computed
+        # here from a few narrow columns, which is cheaper than one SQL query for each.
+        sql = (
+            f"{hits_cte}SELECT d.likelihood_id, {score}, d.collaboration, d.year, "
+            f"d.modifier_types, d.labels, d.created FROM hepstore_searchdocument d {join} "
+            f"WHERE {' AND '.join(where)}"
         )
         with connection.cursor() as cur:
-            cur.execute(f"{hits_cte}SELECT COUNT(*) {base}", params)
-            total = cur.fetchone()[0]
-            cur.execute(
-                f"{hits_cte}SELECT d.likelihood_id, {score} {base} ORDER BY {order} "
-                f"LIMIT {PAGE_SIZE} OFFSET {(query.page - 1) * PAGE_SIZE}",
-                params,
-            )
-            page = cur.fetchall()
-            facets = self._facets(cur, hits_cte, base, params)
-        hits = self._hits([row[0] for row in page], query)
-        return SearchResult(total, hits, facets, query.page, self.name)
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        # Newest first, then (stable) by relevance when ranking by relevance.
+        rows.sort(key=lambda r: (r[6], r[0]), reverse=True)
+        if query.sort == "relevance" and query.text:
+            rows.sort(key=lambda r: r[1])
+        start = (query.page - 1) * PAGE_SIZE
+        page_ids = [r[0] for r in rows[start : start + PAGE_SIZE]]
+        return SearchResult(
+            len(rows), self._hits(page_ids, query), _facets(rows), query.page, self.name
+        )
 
     def _filters(self, query: SearchQuery) -> tuple[list[str], list]:
         where, params = [], []
@@ -289,44 +293,56 @@ class DatabaseBackend:
                 params += [path + "[0]", query.label_max]
         return where, params
 
-    def _facets(self, cur, cte: str, base: str, params: list) -> dict:
-        facets = {}
-        for name, column in (("collaboration", "d.collaboration"), ("year", "d.year")):
-            cur.execute(
-                f"{cte}SELECT {column}, COUNT(*) {base} AND {column} IS NOT NULL "
-                f"GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT 20",
-                params,
-            )
-            facets[name] = [tuple(r) for r in cur.fetchall()]
-        if connection.vendor == "sqlite":
-            for name, column in (("modifier_type", "modifier_types"), ("label", "labels")):
-                cur.execute(
-                    f"{cte}SELECT j.value, COUNT(*) {base.replace('WHERE', ', json_each(d.' + column + ') j WHERE', 1)} "  # noqa: E501
-                    "GROUP BY j.value ORDER BY COUNT(*) DESC, j.value LIMIT 20",
-                    params,
-                )
-                facets[name] = [tuple(r) for r in cur.fetchall()]
-        return facets
-
     def _hits(self, ids: list[int], query: SearchQuery) -> list[dict]:
         docs = {d.likelihood_id: d for d in SearchDocument.objects.filter(likelihood_id__in=ids)}
-        marks = {}
-        if query.text and self.fts and ids:
-            placeholders = ", ".join(["%s"] * len(ids))
-            with connection.cursor() as cur:
-                cur.execute(
-                    "SELECT rowid, highlight(hepstore_search_fts, 0, %s, %s), "
-                    "snippet(hepstore_search_fts, 1, %s, %s, '…', 16), "
-                    "snippet(hepstore_search_fts, 2, %s, %s, '…', 12) FROM hepstore_search_fts "
-                    f"WHERE hepstore_search_fts MATCH %s AND rowid IN ({placeholders})",
-                    [MARK_OPEN, MARK_CLOSE] * 3 + [_fts_query(query.text), *ids],
-                )
-                for rowid, title, abstract, body in cur.fetchall():
-                    marks[rowid] = {"title": _marked_to_html(title)}
-                    for key, text in (("abstract", abstract), ("body", body)):
-                        if MARK_OPEN in text:
-                            marks[rowid][key] = _marked_to_html(text)
-        return [_hit(docs[i], marks.get(i, {})) for i in ids if i in docs]
+        return [_hit(docs[i], highlight(docs[i], query.text)) for i in ids if i in docs]
+
+
+def highlight(doc: SearchDocument, text: str) -> dict:
+    """HTML with the query's words marked: the whole title, snippets of abstract and body."""
+    words = [w.rstrip("sS") or w for w in re.findall(r"[\w.\-]+", text or "")]
+    if not words:
+        return {}
+    pattern = re.compile(
+        r"(?<![\w])(" + "|".join(re.escape(w) for w in words) + r")[\w]*", re.IGNORECASE
+    )
+    out = {}
+    for key, value, whole in (
+        ("title", doc.title, True),
+        ("abstract", doc.abstract, False),
+        ("body", doc.body, False),
+    ):
+        first = pattern.search(value or "")
+        if first is None:
+            continue
+        if not whole:
+            start = max(0, value.rfind(" ", 0, max(0, first.start() - 80)) + 1)
+            end = value.find(" ", first.end() + 120)
+            end = len(value) if end < 0 else end
+            value = (
+                ("…" if start > 0 else "") + value[start:end] + ("…" if end < len(value) else "")
+            )
+        marked = pattern.sub(lambda m: MARK_OPEN + m.group(0) + MARK_CLOSE, value)
+        out[key] = _marked_to_html(marked)
+    return out
+
+
+def _facets(rows: list[tuple]) -> dict[str, list[tuple]]:
+    counters = {name: Counter() for name in FACETS}
+    for _, _, collaboration, year, _, _, _ in rows:
+        counters["collaboration"][collaboration] += 1
+        if year is not None:
+            counters["year"][year] += 1
+    # The lists are stored as JSON text; few distinct ones recur, so count each text once.
+    for index, name in ((4, "modifier_type"), (5, "label")):
+        for text, n in Counter(r[index] for r in rows).items():
+            values = text if isinstance(text, list) else json.loads(text) if text else []
+            for value in values:
+                counters[name][value] += n
+    return {
+        name: sorted(c.items(), key=lambda kv: (-kv[1], str(kv[0])))[:20]
+        for name, c in counters.items()
+    }
 
 
 def _row(doc: dict) -> dict:
