@@ -284,13 +284,19 @@ class DatabaseBackend:
         if query.label:
             where.append(json_has.format(col="labels"))
             params.append(query.label)
-            path = "$." + '"' + query.label.replace('"', "") + '"'
+            if connection.vendor == "sqlite":
+                bound = "CAST(json_extract(d.label_ranges, %s) AS REAL)"
+                path = "$." + '"' + query.label.replace('"', "") + '"'
+                lo, hi = [path + "[0]"], [path + "[1]"]
+            else:  # PostgreSQL
+                bound = "((d.label_ranges::jsonb -> %s) ->> %s)::float"
+                lo, hi = [query.label, 0], [query.label, 1]
             if query.label_min is not None:
-                where.append("CAST(json_extract(d.label_ranges, %s) AS REAL) >= %s")
-                params += [path + "[1]", query.label_min]
+                where.append(f"{bound} >= %s")
+                params += [*hi, query.label_min]
             if query.label_max is not None:
-                where.append("CAST(json_extract(d.label_ranges, %s) AS REAL) <= %s")
-                params += [path + "[0]", query.label_max]
+                where.append(f"{bound} <= %s")
+                params += [*lo, query.label_max]
         return where, params
 
     def _hits(self, ids: list[int], query: SearchQuery) -> list[dict]:

@@ -17,8 +17,10 @@ from hepstore.uploads import refuse_oversized, saved_uploads
 
 
 def analysis_list(request):
-    analyses = Analysis.objects.select_related("collaboration").annotate(
-        n_versions=Count("versions", distinct=True)
+    analyses = (
+        Analysis.objects.select_related("collaboration")
+        .annotate(n_versions=Count("versions", distinct=True))
+        .order_by("-created", "-id")
     )
     q = request.GET.get("q", "").strip()
     if q:
