@@ -49,6 +49,73 @@ def _copy_along(root, pointer: str):
         node = child
 
 
+def _parent(doc, parts: list[str]):
+    node = doc
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            node = node[_index(part, len(node) - 1)]
+        elif isinstance(node, dict):
+            node = node[part]
+        else:
+            raise KeyError(f"{part!r} (not a container)")
+    return node
+
+
+def _index(part: str, last: int) -> int:
+    if not part.isdigit() or (len(part) > 1 and part.startswith("0")):
+        raise KeyError(f"{part!r} is not an array index")
+    i = int(part)
+    if i > last:
+        raise IndexError(f"index {i} is out of range")
+    return i
+
+
+# add, remove and replace without jsonpatch's deep copy of the value: the inserted value is
+# shared with the patch (results are read-only), which matters for samples of ~1 MB.
+def _add(doc, parts, op):
+    if "value" not in op:
+        raise KeyError("'value' is missing")
+    if not parts:
+        return op["value"]
+    parent, key = _parent(doc, parts), parts[-1]
+    if isinstance(parent, list):
+        parent.insert(len(parent) if key == "-" else _index(key, len(parent)), op["value"])
+    elif isinstance(parent, dict):
+        parent[key] = op["value"]
+    else:
+        raise KeyError(f"{key!r} (parent is not a container)")
+    return doc
+
+
+def _remove(doc, parts, op):
+    if not parts:
+        raise KeyError("cannot remove the whole document")
+    parent, key = _parent(doc, parts), parts[-1]
+    if isinstance(parent, list):
+        del parent[_index(key, len(parent) - 1)]
+    else:
+        del parent[key]
+    return doc
+
+
+def _replace(doc, parts, op):
+    if "value" not in op:
+        raise KeyError("'value' is missing")
+    if not parts:
+        return op["value"]
+    parent, key = _parent(doc, parts), parts[-1]
+    if isinstance(parent, list):
+        parent[_index(key, len(parent) - 1)] = op["value"]
+    elif key in parent:
+        parent[key] = op["value"]
+    else:
+        raise KeyError(f"{key!r} does not exist")
+    return doc
+
+
+_FAST = {"add": _add, "remove": _remove, "replace": _replace}
+
+
 def apply(document, operations: list):
     """The document with the operations applied; raises PatchError naming the operation."""
     if isinstance(document, dict):
@@ -64,6 +131,9 @@ def apply(document, operations: list):
             raise PatchError(index, "not an operation with 'op' and 'path'")
         try:
             _copy_along(result, op["path"])
+            if op["op"] in _FAST:
+                result = _FAST[op["op"]](result, JsonPointer(op["path"]).parts, op)
+                continue
             if "from" in op:
                 _copy_along(result, op["from"])
             result = jsonpatch.JsonPatch([op]).apply(result, in_place=True)

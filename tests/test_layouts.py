@@ -167,3 +167,31 @@ def test_real_likelihood_in_its_original_per_point_layout(tmp_path):
         p["metadata"]["name"]: p["metadata"]["values"] for p in regions[0].patchset["patches"]
     }
     assert values["ERJR_100p0_20p0"] == [100.0, 20.0]
+
+
+def test_patch_application_agrees_with_jsonpatch_for_every_operation():
+    import jsonpatch
+
+    from hepstore import patching
+
+    doc = {"a": [1, 2, {"b": "c"}], "d": {"e": 1}}
+    cases = [
+        [{"op": "add", "path": "/a/1", "value": 9}],
+        [{"op": "add", "path": "/a/-", "value": {"x": 1}}],
+        [{"op": "add", "path": "/d/f", "value": [1]}],
+        [{"op": "remove", "path": "/a/0"}, {"op": "remove", "path": "/d/e"}],
+        [{"op": "replace", "path": "/a/2/b", "value": "z"}],
+        [{"op": "move", "from": "/a/0", "path": "/d/g"}],
+        [{"op": "copy", "from": "/d", "path": "/a/0"}],
+        [{"op": "test", "path": "/d/e", "value": 1}],
+    ]
+    for ops in cases:
+        assert patching.apply(doc, ops) == jsonpatch.apply_patch(doc, ops), ops
+    assert doc == {"a": [1, 2, {"b": "c"}], "d": {"e": 1}}  # the input is never modified
+    for bad in ([{"op": "remove", "path": "/a/7"}], [{"op": "replace", "path": "/d/nope",
+                                                       "value": 1}],
+                [{"op": "add", "path": "/a/01", "value": 1}],
+                [{"op": "test", "path": "/d/e", "value": 2}]):
+        with pytest.raises(patching.PatchError) as info:
+            patching.apply(doc, bad)
+        assert info.value.index == 0

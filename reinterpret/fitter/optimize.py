@@ -17,7 +17,7 @@ from reinterpret.fitter.model import ModelBatch
 class FitOptions:
     max_iterations: int = 200
     # Stop when the Newton decrement (predicted decrease of -log L) falls below this.
-    tolerance: float = 1e-10
+    tolerance: float = 1e-9
     max_halvings: int = 40
 
 
@@ -61,12 +61,14 @@ def minimize(
     messages = ["iteration limit reached"] * R
     hessians = np.zeros((R, P, P)) if keep_hessian else None
     active = np.arange(R)
+    # The evaluation at the current point of every active row. A full Newton step is tried
+    # with a full evaluation (value, gradient and Hessian at once), which the next iteration
+    # reuses; only rows where that step fails the sufficient-decrease test backtrack.
+    ev = model.evaluate(theta, rows, main, aux)
     for it in range(options.max_iterations):
         if active.size == 0:
             break
-        r = rows[active]
         th = theta[active]
-        ev = model.evaluate(th, r, main[active], aux[active])
         lo, hi, fx = lower[active], upper[active], fixed[active]
         # Bound constraints that are active: at a bound with the gradient pushing outward.
         at_lo = (th <= lo) & (ev.grad > 0)
@@ -76,11 +78,10 @@ def minimize(
         step, decrement = _newton_step(ev.hess, g, free)
         bad = ~np.isfinite(ev.nll) | ~np.isfinite(decrement)
         done = (decrement < options.tolerance) & ~bad
-        gnorm = np.sqrt((g**2).sum(axis=1))
         finished = done | bad
         idx = active[finished]
         out_nll[idx] = ev.nll[finished]
-        out_grad[idx] = gnorm[finished]
+        out_grad[idx] = np.sqrt((g[finished] ** 2).sum(axis=1))
         converged[idx] = done[finished]
         iterations[idx] = it
         for i, is_bad in zip(idx, bad[finished], strict=True):
@@ -88,32 +89,48 @@ def minimize(
         if keep_hessian:
             hessians[idx] = ev.hess[finished]
         keep = ~finished
-        if not keep.any():
-            active = active[keep]
+        active = active[keep]
+        if active.size == 0:
             break
-        active, th, step, g = active[keep], th[keep], step[keep], g[keep]
-        f0 = ev.nll[keep]
-        theta[active] = _line_search(
-            model,
-            rows[active],
-            main[active],
-            aux[active],
-            th,
-            step,
-            g,
-            f0,
-            lower[active],
-            upper[active],
-            options.max_halvings,
-        )
+        th, step, g, f0 = th[keep], step[keep], g[keep], ev.nll[keep]
+        lo, hi = lo[keep], hi[keep]
+        r, m, a = rows[active], main[active], aux[active]
+        cand = np.clip(th + step, lo, hi)
+        trial = model.evaluate(cand, r, m, a)
+        ok = _sufficient(trial.nll, f0, cand - th, g)
+        if not ok.all():
+            back = np.flatnonzero(~ok)
+            cand[back] = _line_search(
+                model,
+                r[back],
+                m[back],
+                a[back],
+                th[back],
+                step[back],
+                g[back],
+                f0[back],
+                lo[back],
+                hi[back],
+                options.max_halvings,
+                first=0.5,
+            )
+            redo = model.evaluate(cand[back], r[back], m[back], a[back])
+            trial.nll[back], trial.grad[back], trial.hess[back] = redo.nll, redo.grad, redo.hess
+        theta[active] = cand
+        ev = trial
         iterations[active] = it + 1
     if active.size:
-        ev = model.evaluate(theta[active], rows[active], main[active], aux[active])
         out_nll[active] = ev.nll
-        out_grad[active] = np.sqrt((ev.grad * ~fixed[active]) ** 2).sum(axis=1)
+        out_grad[active] = np.sqrt(((ev.grad * ~fixed[active]) ** 2).sum(axis=1))
         if keep_hessian:
             hessians[active] = ev.hess
     return FitOutcome(theta, out_nll, converged, iterations, out_grad, messages, hessians)
+
+
+def _sufficient(f: np.ndarray, f0: np.ndarray, delta: np.ndarray, grad: np.ndarray):
+    """Armijo test, with a relative slack at the precision of the likelihood itself."""
+    predicted = (delta * grad).sum(axis=1)
+    return np.isfinite(f) & (f <= f0 + 1e-4 * predicted + 1e-12 * np.abs(f0))
 
 
 def _newton_step(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
@@ -166,9 +183,11 @@ def _solve(hs: np.ndarray, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return step, -0.5 * (step * gs).sum(axis=1)
 
 
-def _line_search(model, rows, main, aux, theta, step, grad, f0, lower, upper, max_halvings):
+def _line_search(
+    model, rows, main, aux, theta, step, grad, f0, lower, upper, max_halvings, first=1.0
+):
     """Backtracking (Armijo) along the projected Newton path, for all rows at once."""
-    t = np.ones(theta.shape[0])
+    t = np.full(theta.shape[0], first)
     result = theta.copy()
     pending = np.arange(theta.shape[0])
     for _ in range(max_halvings):
@@ -176,8 +195,7 @@ def _line_search(model, rows, main, aux, theta, step, grad, f0, lower, upper, ma
             theta[pending] + t[pending, None] * step[pending], lower[pending], upper[pending]
         )
         f = model.nll(cand, rows[pending], main[pending], aux[pending])
-        predicted = ((cand - theta[pending]) * grad[pending]).sum(axis=1)
-        ok = np.isfinite(f) & (f <= f0[pending] + 1e-4 * predicted + 1e-12 * np.abs(f0[pending]))
+        ok = _sufficient(f, f0[pending], cand - theta[pending], grad[pending])
         result[pending[ok]] = cand[ok]
         pending = pending[~ok]
         if pending.size == 0:

@@ -101,9 +101,21 @@ def read_workspace(
             samples.append(spec)
         offset += nbins
 
-    parameters = {
-        name: _parameter(name, reqs, user.get(name, {})) for name, reqs in requirements.items()
-    }
+    parameters = {}
+    for name, reqs in requirements.items():
+        setting = user.get(name, {})
+        # Points patched from one background share most parameters: same modifiers of the
+        # same (shared) samples and the same measurement settings give the same spec.
+        key = ("parameter", name, tuple(id(info) for _, info in reqs), id(setting))
+        hit = cache.get(key)
+        if (
+            hit is None
+            or hit[0] is not setting
+            or any(a is not b for (_, a), (_, b) in zip(hit[1], reqs, strict=True))
+        ):
+            hit = (setting, reqs, _parameter(name, reqs, setting))
+            cache[key] = hit
+        parameters[name] = hit[2]
     if poi not in parameters:
         raise ModelError(f"the parameter of interest {poi!r} is not a modifier of any sample")
     return WorkspaceSpec(channels, observations, samples, parameters, poi)
