@@ -188,10 +188,12 @@ def test_patch_application_agrees_with_jsonpatch_for_every_operation():
     for ops in cases:
         assert patching.apply(doc, ops) == jsonpatch.apply_patch(doc, ops), ops
     assert doc == {"a": [1, 2, {"b": "c"}], "d": {"e": 1}}  # the input is never modified
-    for bad in ([{"op": "remove", "path": "/a/7"}], [{"op": "replace", "path": "/d/nope",
-                                                       "value": 1}],
-                [{"op": "add", "path": "/a/01", "value": 1}],
-                [{"op": "test", "path": "/d/e", "value": 2}]):
+    for bad in (
+        [{"op": "remove", "path": "/a/7"}],
+        [{"op": "replace", "path": "/d/nope", "value": 1}],
+        [{"op": "add", "path": "/a/01", "value": 1}],
+        [{"op": "test", "path": "/d/e", "value": 2}],
+    ):
         with pytest.raises(patching.PatchError) as info:
             patching.apply(doc, bad)
         assert info.value.index == 0

@@ -1,0 +1,67 @@
+"""How far the batched engine is from its floor: full likelihood+gradient+Hessian evaluations
+per signal point, their cost per row, and the share of wall time they take, per analysis.
+
+    python benchmarks/evaluation_counts.py
+"""
+
+from __future__ import annotations
+
+import time
+
+from _common import ANALYSES, load, single_threaded
+
+single_threaded()
+
+
+class Counter:
+    """Wraps ModelBatch.evaluate / ModelBatch.nll to count rows and time."""
+
+    def __init__(self, model_class, name: str):
+        self.model_class, self.name = model_class, name
+        self.original = getattr(model_class, name)
+        self.calls = self.rows = 0
+        self.seconds = 0.0
+
+    def __enter__(self):
+        original = self.original
+
+        def wrapped(model, theta, rows, *args, **kwargs):
+            t0 = time.perf_counter()
+            out = original(model, theta, rows, *args, **kwargs)
+            self.seconds += time.perf_counter() - t0
+            self.calls += 1
+            self.rows += theta.shape[0]
+            return out
+
+        setattr(self.model_class, self.name, wrapped)
+        return self
+
+    def __exit__(self, *exc):
+        setattr(self.model_class, self.name, self.original)
+
+
+def main() -> None:
+    from reinterpret import services
+    from reinterpret.fitter.model import ModelBatch
+
+    for analysis in ANALYSES:
+        if analysis == "erjr":
+            continue  # its reference peer does not fit; counts are in the table of the others
+        points = services.patch_points(
+            load(analysis, "BkgOnly.json"), load(analysis, "patchset.json")
+        )
+        with Counter(ModelBatch, "evaluate") as full, Counter(ModelBatch, "nll") as value:
+            t0 = time.perf_counter()
+            services.evaluate(points, services.Settings())
+            total = time.perf_counter() - t0
+        n = len(points)
+        print(
+            f"{analysis}: {n} points, {total / n * 1000:.1f} ms/point; full evaluations "
+            f"{full.rows / n:.1f}/point in {full.calls} batched calls, "
+            f"{full.seconds / full.rows * 1000:.3f} ms/row, {full.seconds / total:.0%} of the "
+            f"time; value-only evaluations {value.rows / n:.1f}/point"
+        )
+
+
+if __name__ == "__main__":
+    main()
