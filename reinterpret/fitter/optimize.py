@@ -65,6 +65,7 @@ def minimize(
     # with a full evaluation (value, gradient and Hessian at once), which the next iteration
     # reuses; only rows where that step fails the sufficient-decrease test backtrack.
     ev = model.evaluate(theta, rows, main, aux)
+    stalled = np.zeros(R, dtype=int)
     for it in range(options.max_iterations):
         if active.size == 0:
             break
@@ -77,7 +78,9 @@ def minimize(
         g = np.where(free, ev.grad, 0.0)
         step, decrement = _newton_step(ev.hess, g, free)
         bad = ~np.isfinite(ev.nll) | ~np.isfinite(decrement)
-        done = (decrement < options.tolerance) & ~bad
+        # A kink (code0 interpolation at alpha = 0) can leave a Newton decrement that never
+        # vanishes while no step lowers -log L any more: that point is taken as the minimum.
+        done = ((decrement < options.tolerance) | (stalled[active] >= 2)) & ~bad
         finished = done | bad
         idx = active[finished]
         out_nll[idx] = ev.nll[finished]
@@ -116,6 +119,11 @@ def minimize(
             )
             redo = model.evaluate(cand[back], r[back], m[back], a[back])
             trial.nll[back], trial.grad[back], trial.hess[back] = redo.nll, redo.grad, redo.hess
+        change = f0 - trial.nll
+        tiny = (change <= 1e-12 * np.maximum(1.0, np.abs(f0))) & (
+            np.abs(cand - th).max(axis=1) <= 1e-6
+        )
+        stalled[active] = np.where(tiny, stalled[active] + 1, 0)
         theta[active] = cand
         ev = trial
         iterations[active] = it + 1
