@@ -23,6 +23,8 @@ from hepstore.search import (
 )
 
 ALIAS = "hepstore-likelihoods"
+RETRIES = 3
+BACKOFF_SECONDS = 0.2
 MAPPING = {
     "properties": {
         "likelihood": {"type": "integer"},
@@ -52,17 +54,29 @@ class ElasticsearchBackend:
     name = "elasticsearch"
 
     def __init__(self, url: str, client: Elasticsearch | None = None):
-        self.client = client or Elasticsearch(
-            url, request_timeout=10, max_retries=3, retry_on_timeout=True
-        )
+        # Retries are ours (with backoff), not the client's immediate ones.
+        self.client = client or Elasticsearch(url, request_timeout=10, max_retries=0)
 
     def _call(self, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (TransportError, ApiError) as exc:
-            raise SearchUnavailable(
-                f"the search cluster is unreachable or failing ({exc})"
-            ) from exc
+        """Call the client; connection failures, timeouts and 429/502/503/504 answers are
+        retried with exponential backoff, then reported as SearchUnavailable."""
+        error = None
+        for attempt in range(RETRIES):
+            try:
+                return fn(*args, **kwargs)
+            except TransportError as exc:
+                error = exc
+            except ApiError as exc:
+                if exc.meta.status not in (429, 502, 503, 504):
+                    raise SearchUnavailable(
+                        f"the search cluster refused the request ({exc})"
+                    ) from exc
+                error = exc
+            if attempt + 1 < RETRIES:
+                time.sleep(BACKOFF_SECONDS * 2**attempt)
+        raise SearchUnavailable(
+            f"the search cluster is unreachable or failing ({error})"
+        ) from error
 
     @staticmethod
     def _action(index: str, doc: dict) -> dict:

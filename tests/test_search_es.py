@@ -226,3 +226,14 @@ def test_ingestion_commits_while_the_cluster_is_down_and_the_api_says_503(bundle
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "search_unavailable"
     assert search.DatabaseBackend().search(SearchQuery(text="Down")).total == 1
+
+
+def test_transient_failures_are_retried_with_backoff(cluster, monkeypatch):
+    import hepstore.search_es as es
+
+    sleeps = []
+    monkeypatch.setattr(es.time, "sleep", sleeps.append)
+    backend = ElasticsearchBackend(closed_port_url())
+    with pytest.raises(SearchUnavailable):
+        backend.search(SearchQuery(text="x"))
+    assert sleeps == [es.BACKOFF_SECONDS, 2 * es.BACKOFF_SECONDS]
