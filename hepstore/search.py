@@ -180,6 +180,21 @@ def _fts_query(text: str) -> str:
     return " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
 
 
+PG_VECTOR = (
+    "(setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('english', coalesce(abstract, '')), 'B') || "
+    "setweight(to_tsvector('english', coalesce(body, '')), 'C'))"
+)
+
+
+def _pg_query(text: str) -> str:
+    """User text to a PostgreSQL tsquery: every word (split like the parser does) as a prefix."""
+    words = [w for w in re.split(r"[^\w]+|_", text) if w]
+    if not words:
+        raise BadQuery("the query has no words to search for")
+    return " & ".join(f"{w.lower()}:*" for w in words)
+
+
 def _marked_to_html(text: str) -> str:
     escaped = html.escape(text)
     return escaped.replace(MARK_OPEN, "<mark>").replace(MARK_CLOSE, "</mark>")
@@ -228,6 +243,17 @@ class DatabaseBackend:
                     "FROM hepstore_search_fts WHERE hepstore_search_fts MATCH %s) "
                 )
                 params.append(_fts_query(query.text))
+                join, score = "JOIN hits ON hits.id = d.likelihood_id", "hits.score"
+            elif connection.vendor == "postgresql":
+                # PostgreSQL's own full-text search: weighted title > abstract > body, ranked
+                # by ts_rank (negated, so that ascending order is best first as with bm25).
+                hits_cte = (
+                    "WITH hits AS MATERIALIZED (SELECT likelihood_id AS id, "
+                    "-ts_rank(" + PG_VECTOR + ", q) AS score "
+                    "FROM hepstore_searchdocument, to_tsquery('english', %s) q "
+                    "WHERE " + PG_VECTOR + " @@ q) "
+                )
+                params.append(_pg_query(query.text))
                 join, score = "JOIN hits ON hits.id = d.likelihood_id", "hits.score"
             else:
                 for word in query.text.split():

@@ -219,13 +219,13 @@ def test_ingestion_commits_while_the_cluster_is_down_and_the_api_says_503(bundle
 
     settings.ELASTICSEARCH_URL = closed_port_url()
     root, _, _ = bundle
-    _, version = ingest_paths([root], Publication(title="Down", collaboration="ATLAS"))
+    _, version = ingest_paths([root], Publication(title="Outage study", collaboration="ATLAS"))
     _after_commit(version.pk)  # what on_commit runs; it must not raise
     assert Likelihood.objects.count() == 1 and SearchDocument.objects.count() == 1
-    response = APIClient().get("/api/v1/search/", {"q": "Down"})
+    response = APIClient().get("/api/v1/search/", {"q": "Outage"})
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "search_unavailable"
-    assert search.DatabaseBackend().search(SearchQuery(text="Down")).total == 1
+    assert search.DatabaseBackend().search(SearchQuery(text="Outage")).total == 1
 
 
 def test_transient_failures_are_retried_with_backoff(cluster, monkeypatch):
