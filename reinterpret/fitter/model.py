@@ -329,11 +329,17 @@ class ModelBatch:
         g1[:, self.lin_idx] = lin_on
         g1[:, self.ns_par, self.ns_sb] = f1
         g2[:, self.ns_par, self.ns_sb] = f2
-        # Product of all factors but one, without dividing by a factor that may be zero.
-        ones = np.ones((R, 1, self.nsb))
-        prefix = np.concatenate([ones, np.cumprod(g[:, :-1], axis=1)], axis=1)
-        suffix = np.concatenate([np.cumprod(g[:, :0:-1], axis=1)[:, ::-1], ones], axis=1)
-        excl = prefix * suffix
+        # Product of all factors but one. A factor can be exactly zero (a signal strength at
+        # its bound 0): then the product without it is that of the others, and every other
+        # leave-one-out product is zero (two zeros: all are zero).
+        zero = g == 0.0
+        if zero.any():
+            n_zero = zero.sum(axis=1, keepdims=True)
+            safe = np.where(zero, 1.0, g)
+            others = safe.prod(axis=1, keepdims=True)
+            excl = np.where(n_zero == 0, others / safe, np.where((n_zero == 1) & zero, others, 0.0))
+        else:
+            excl = factor[:, None, :] / g
         return nu_sb, (additive_yield, factor, d1, d2, g, g1, g2, excl)
 
     def evaluate(
