@@ -320,13 +320,3 @@ def _entry_region(yaml_path, entry, ptr, report, rel, name):
         region.patchset_file = rel(files["patchset"])
         region.patchset = _read(files["patchset"], report, rel)
     return region
-
-
-def copy_upload(uploaded, dest_dir: Path) -> Path:
-    """Write an uploaded file into dest_dir (size already bounded by the caller)."""
-    safe = Path(uploaded.name).name or "upload"
-    target = dest_dir / safe
-    with open(target, "wb") as out:
-        for chunk in uploaded.chunks():
-            out.write(chunk)
-    return target

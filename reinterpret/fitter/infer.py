@@ -90,7 +90,9 @@ def _tmu(nll_fixed: np.ndarray, nll_free: np.ndarray) -> np.ndarray:
     return np.maximum(2.0 * (nll_fixed - nll_free), 0.0)
 
 
-def _q(model: ModelBatch, test_stat: str, mu, nll_fixed, free: FitOutcome) -> np.ndarray:
+def q_statistic(model: ModelBatch, test_stat: str, mu, nll_fixed, free: FitOutcome) -> np.ndarray:
+    """The test statistic (R,) from fixed-POI and global fit results: q~mu/q_mu are 0 when
+    mu_hat > mu, q0 when mu_hat < mu (= 0); otherwise 2 (nll_fixed - nll_free), clipped at 0."""
     tmu = _tmu(nll_fixed, free.nll)
     mu_hat = free.theta[:, model.poi_index]
     if test_stat == "q0":
@@ -151,8 +153,8 @@ def hypotest(model: ModelBatch, options: InferenceOptions | None = None) -> list
     options = options or InferenceOptions()
     fits = run_fits(model, options)
     mu = options.mu_test
-    q_obs = _q(model, options.test_stat, mu, fits.fixed_mu.nll, fits.free)
-    q_a = _q(model, options.test_stat, mu, fits.asimov_fixed_mu.nll, fits.asimov_free)
+    q_obs = q_statistic(model, options.test_stat, mu, fits.fixed_mu.nll, fits.free)
+    q_a = q_statistic(model, options.test_stat, mu, fits.asimov_fixed_mu.nll, fits.asimov_free)
     cls_obs, cls_exp = asymptotics.observed_and_expected(q_obs, q_a, options.test_stat)
     errors = _poi_errors(model, fits.free)
     limits = upper_limits(model, fits, options) if options.upper_limit else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from reinterpret.fitter import asymptotics
+from reinterpret.fitter.infer import q_statistic
 from reinterpret.fitter.optimize import minimize
 
 MAX_ROUNDS = 60
@@ -28,7 +29,9 @@ def solve_limits(model, fits, options):
     upper_mu = model.upper[point, poi]
 
     # Starting values from the Wald approximation sqrt(q_A(mu)) = mu / sigma.
-    q_a = _q_at(model, fits.asimov_fixed_mu.nll, fits.asimov_free, options.mu_test, options)
+    q_a = q_statistic(
+        model, options.test_stat, options.mu_test, fits.asimov_fixed_mu.nll, fits.asimov_free
+    )
     with np.errstate(divide="ignore"):
         sigma = options.mu_test / np.sqrt(np.maximum(q_a, 1e-12))
     guess_exp = asymptotics.expected_limit_guess(sigma, level)  # (B, 5)
@@ -111,12 +114,6 @@ def solve_limits(model, fits, options):
         pending = pending[keep]
     root[pending] = x[pending]
     return root.reshape(B, n_curves), bracketed.reshape(B, n_curves)
-
-
-def _q_at(model, nll_fixed, free, mu, options):
-    tmu = np.maximum(2.0 * (nll_fixed - free.nll), 0.0)
-    mu_hat = free.theta[:, model.poi_index]
-    return np.where(mu_hat > mu, 0.0, tmu)
 
 
 def _log_cls_minus_target(model, fits, options, pts, curves, mu, theta_obs, theta_asi, rows):

@@ -284,9 +284,6 @@ class ModelBatch:
                 self.hs_down[b, hs_pos[sl.start], cols] = nominal - np.asarray(data["lo_data"])
 
     # ------------------------------------------------------------- likelihood
-    def default_aux(self, rows: np.ndarray) -> np.ndarray:
-        return self.aux[rows]
-
     def expected(self, theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Expected main data (R, N) and the expected auxiliary data (R, P) at theta."""
         nu_sb = self._yields(theta, rows, derivatives=False)[0]
