@@ -210,9 +210,8 @@ def likelihood_documents(likelihood: Likelihood) -> tuple[dict, dict | None]:
     """The stored background-only workspace and patchset of a likelihood."""
     from hepstore import blobs
 
-    bkg = blobs.read_json(likelihood.background_id)
     ps = blobs.read_json(likelihood.patchset_id) if likelihood.patchset_id else None
-    return bkg, ps
+    return background_workspace(likelihood), ps
 
 
 def patched_workspace(likelihood: Likelihood, name: str) -> dict:

@@ -10,11 +10,6 @@ urlpatterns = [
     path("analyses/<int:pk>/", views.analysis_detail, name="analysis-detail"),
     path("likelihoods/<int:pk>/", views.likelihood_detail, name="likelihood-detail"),
     path(
-        "likelihoods/<int:pk>/signals/<str:name>/workspace",
-        views.signal_workspace,
-        name="signal-workspace",
-    ),
-    path(
         "likelihoods/<int:pk>/signals/<str:name>/",
         reinterpret_views.point_page,
         name="point-result",

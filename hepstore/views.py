@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
 from hepstore import services
-from hepstore.api.views import json_download
 from hepstore.errors import HepstoreError
-from hepstore.jsonio import canonical_bytes
 from hepstore.models import Analysis, Likelihood
 from hepstore.uploads import refuse_oversized, saved_uploads
 
@@ -80,17 +77,6 @@ def likelihood_detail(request, pk: int):
             "signals": signals,
             "summary": likelihood.summary,
         },
-    )
-
-
-def signal_workspace(request, pk: int, name: str):
-    likelihood = get_object_or_404(Likelihood, pk=pk)
-    try:
-        data = canonical_bytes(services.patched_workspace(likelihood, name))
-    except HepstoreError as exc:
-        raise Http404(exc.message) from exc
-    return json_download(
-        data, f"{name}.json", **{"X-Background-Digest": likelihood.background_digest}
     )
 
 

@@ -114,8 +114,13 @@ def evaluate(
     for start in range(0, len(points), chunk):
         part = points[start : start + chunk]
         try:
-            model = compile_models(
-                [p.workspace for p in part], settings.measurement, settings.codes
+            # A lone first point is the model already compiled to size the chunks.
+            model = (
+                probe
+                if len(part) == 1 and start == 0
+                else compile_models(
+                    [p.workspace for p in part], settings.measurement, settings.codes
+                )
             )
             results = hypotest(model, options)
         except FitterError as exc:
