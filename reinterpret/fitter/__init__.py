@@ -6,11 +6,14 @@ Public API:
     InferenceOptions, InterpolationCodes, FitOptions, PointResult, FitterError, ModelError
 """
 
+from reinterpret.fitter.allocator import keep_freed_memory
 from reinterpret.fitter.errors import FitterError, ModelError
 from reinterpret.fitter.infer import ENGINE_VERSION, InferenceOptions, PointResult, hypotest
 from reinterpret.fitter.model import InterpolationCodes, ModelBatch
 from reinterpret.fitter.optimize import FitOptions
 from reinterpret.fitter.spec import read_workspace
+
+keep_freed_memory()
 
 
 def compile_models(

@@ -12,6 +12,11 @@ import numpy as np
 
 from reinterpret.fitter.model import ModelBatch
 
+try:  # the gufunc behind np.linalg.cholesky (see _positive_definite)
+    from numpy.linalg._umath_linalg import cholesky_lo as _cholesky_lo
+except ImportError:  # pragma: no cover - depends on numpy's internals
+    _cholesky_lo = None
+
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -168,27 +173,45 @@ def _newton_step(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
 def _solve(hs: np.ndarray, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Newton step -H^-1 g per row and its decrement.
 
-    Where H is positive definite (the usual case near a minimum) a Cholesky factorisation
-    proves it and a plain solve follows; rows where it is not are found by bisecting the batch
-    (Cholesky is cheap) and get Newton on |H| with small eigenvalues floored instead, which is
-    still a descent direction.
+    Where H is positive definite (the usual case near a minimum) its Cholesky factorisation
+    proves it and a plain solve follows; the other rows get Newton on |H| with small
+    eigenvalues floored instead, which is still a descent direction.
     """
+    pd = _positive_definite(hs)
+    step = np.empty_like(gs)
+    decrement = np.empty(gs.shape[0])
+    if pd.any():
+        s = -np.linalg.solve(hs[pd], gs[pd][..., None])[..., 0]
+        step[pd], decrement[pd] = s, -0.5 * (s * gs[pd]).sum(axis=1)
+    if not pd.all():
+        w, v = np.linalg.eigh(hs[~pd])
+        floor = 1e-10 * np.maximum(np.abs(w).max(axis=1, keepdims=True), 1.0)
+        w = np.maximum(np.abs(w), floor)
+        coeff = np.einsum("rpk,rp->rk", v, gs[~pd]) / w
+        step[~pd] = -np.einsum("rpk,rk->rp", v, coeff)
+        decrement[~pd] = 0.5 * (coeff * coeff * w).sum(axis=1)
+    return step, decrement
+
+
+def _positive_definite(hs: np.ndarray) -> np.ndarray:
+    """Which matrices of the stack (R, P, P) are positive definite, by Cholesky.
+
+    numpy's batched factorisation marks each matrix that fails with NaN and only then raises
+    for the whole stack; its kernel is called directly so one call answers for every row.
+    Should that kernel move, the stack is bisected with the public function instead.
+    """
+    if _cholesky_lo is not None:
+        with np.errstate(invalid="ignore"):
+            factor = _cholesky_lo(hs, signature="d->d")
+        return np.isfinite(factor).all(axis=(1, 2))
     try:
         np.linalg.cholesky(hs)
     except np.linalg.LinAlgError:
         if hs.shape[0] == 1:
-            w, v = np.linalg.eigh(hs)
-            floor = 1e-10 * np.maximum(np.abs(w).max(axis=1, keepdims=True), 1.0)
-            w = np.maximum(np.abs(w), floor)
-            coeff = np.einsum("rpk,rp->rk", v, gs) / w
-            step = -np.einsum("rpk,rk->rp", v, coeff)
-            return step, 0.5 * (coeff * coeff * w).sum(axis=1)
+            return np.zeros(1, dtype=bool)
         half = hs.shape[0] // 2
-        s1, d1 = _solve(hs[:half], gs[:half])
-        s2, d2 = _solve(hs[half:], gs[half:])
-        return np.concatenate([s1, s2]), np.concatenate([d1, d2])
-    step = -np.linalg.solve(hs, gs[..., None])[..., 0]
-    return step, -0.5 * (step * gs).sum(axis=1)
+        return np.concatenate([_positive_definite(hs[:half]), _positive_definite(hs[half:])])
+    return np.ones(hs.shape[0], dtype=bool)
 
 
 def _line_search(
