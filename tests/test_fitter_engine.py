@@ -48,3 +48,56 @@ def test_solve_is_newton_where_positive_definite_and_descends_elsewhere():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt only")
 def test_allocator_thresholds_are_set_on_linux():
     assert allocator.keep_freed_memory() is True
+
+
+def _perturbed(model, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    theta = model.init + 0.3 * rng.normal(size=model.init.shape) * ~model.fixed
+    return np.clip(theta, model.lower + 0.05, model.upper)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gradient_and_hessian_match_finite_differences(seed):
+    from reinterpret.fitter import compile_models
+    from tests.test_fitter_random import random_workspace
+
+    model = compile_models([random_workspace(seed)])
+    rows = np.array([0])
+    theta = _perturbed(model, seed)
+    ev = model.evaluate(theta, rows, model.observed, model.aux)
+    eps = 1e-6
+    free = np.flatnonzero(~model.fixed[0])
+    for p in free:
+        up, down = theta.copy(), theta.copy()
+        up[0, p] += eps
+        down[0, p] -= eps
+        e_up = model.evaluate(up, rows, model.observed, model.aux)
+        e_down = model.evaluate(down, rows, model.observed, model.aux)
+        assert np.isclose(ev.grad[0, p], (e_up.nll[0] - e_down.nll[0]) / (2 * eps), atol=1e-5)
+        numeric = (e_up.grad[0, free] - e_down.grad[0, free]) / (2 * eps)
+        assert np.allclose(ev.hess[0, p, free], numeric, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_derivatives_are_continuous_where_a_factor_is_zero(seed):
+    """At mu = 0 exactly the signal's factor product is zero; the leave-one-out products and
+    the second-derivative terms against mu must still be those of the limit mu -> 0."""
+    from reinterpret.fitter import compile_models
+    from tests.test_fitter_random import random_workspace
+
+    ws = random_workspace(seed)
+    for channel in ws["channels"]:  # a shape uncertainty on the signal too: A' != 0 where F = 0
+        signal = channel["samples"][0]
+        up = [1.1 * x + 0.5 for x in signal["data"]]
+        down = [0.95 * x for x in signal["data"]]
+        shape = {"hi_data": up, "lo_data": down}
+        signal["modifiers"].append({"name": "sig_shape", "type": "histosys", "data": shape})
+    model = compile_models([ws])
+    rows = np.array([0])
+    at_zero, near = _perturbed(model, seed), _perturbed(model, seed)
+    at_zero[0, model.poi_index], near[0, model.poi_index] = 0.0, 1e-9
+    a = model.evaluate(at_zero, rows, model.observed, model.aux)
+    b = model.evaluate(near, rows, model.observed, model.aux)
+    assert np.allclose(a.grad, b.grad, rtol=1e-7, atol=1e-6)
+    assert np.allclose(a.hess, b.hess, rtol=1e-7, atol=1e-5)
+    assert np.abs(a.hess[0, model.poi_index]).max() > 0

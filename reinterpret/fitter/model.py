@@ -56,6 +56,33 @@ class Evaluation:
     hess: np.ndarray | None
 
 
+@dataclass
+class _YieldParts:
+    """What the derivatives need from the yields: A (R, S); F (R, S); the histosys shift
+    derivatives d1, d2 per (parameter, sample-bin) pair (R, K); per normsys pair (R, Kn) the
+    second derivative of the factor product, g''_ps prod_{q != p} g_qs; the factors g and
+    their derivatives g1 (R, P, S); m = g1 * prod of the other factors (R, P, S); the count of
+    zero factors per sample-bin (R, S), or None when there is none."""
+
+    additive: np.ndarray
+    factor: np.ndarray
+    d1: np.ndarray
+    d2: np.ndarray
+    ns_second: np.ndarray
+    g: np.ndarray
+    g1: np.ndarray
+    mprime: np.ndarray
+    n_zero: np.ndarray | None
+
+
+def _scatter(values: np.ndarray, index: np.ndarray, width: int) -> np.ndarray:
+    """Sum values (R, K) into columns index (K,) of an (R, width) array."""
+    R = values.shape[0]
+    flat = (np.arange(R)[:, None] * width + index[None, :]).ravel()
+    out = np.bincount(flat, weights=values.ravel(), minlength=R * width)
+    return out.astype(float, copy=False).reshape(R, width)  # (bincount of nothing is int)
+
+
 class ModelBatch:
     """Dense arrays for B models; see the module docstring for the shapes."""
 
@@ -255,6 +282,12 @@ class ModelBatch:
             if self.codes.normsys == "code4"
             else None
         )
+        # Likewise histosys: one entry per (parameter, sample-bin) pair that some point shifts.
+        varied = ((self.hs_up != 0.0) | (self.hs_down != 0.0)).any(axis=0)
+        hs_par, self.hs_sb = np.nonzero(varied)
+        self.hs_par = self.hs_idx[hs_par]
+        self.hs_up = np.ascontiguousarray(self.hs_up[:, hs_par, self.hs_sb])
+        self.hs_down = np.ascontiguousarray(self.hs_down[:, hs_par, self.hs_sb])
 
     def _fill_sample(self, b, sample, slots, slices, positions) -> None:
         """Write one sample's yields and modifiers into row(s) b of the arrays."""
@@ -301,16 +334,14 @@ class ModelBatch:
         return out
 
     def _yields(self, theta: np.ndarray, rows: np.ndarray, derivatives: bool):
-        nominal = self.nominal[rows]
-        alpha_h = theta[:, self.hs_idx, None]
-        up, down = self.hs_up[rows], self.hs_down[rows]
-        delta, d1, d2 = interpolation.additive(self.codes.histosys, alpha_h, up, down)
-        additive_yield = nominal + delta.sum(axis=1)
-
         R = theta.shape[0]
+        delta, d1, d2 = interpolation.additive(
+            self.codes.histosys, theta[:, self.hs_par], self.hs_up[rows], self.hs_down[rows]
+        )
+        additive_yield = self.nominal[rows] + _scatter(delta, self.hs_sb, self.nsb)
+
         g = np.ones((R, self.npars, self.nsb))
         g1 = np.zeros_like(g) if derivatives else None
-        g2 = np.zeros_like(g) if derivatives else None
         lin_on = self.lin_on[rows]
         g[:, self.lin_idx] = np.where(lin_on > 0, theta[:, self.lin_idx, None], 1.0)
         coef = self.ns_coef[:, rows] if self.ns_coef is not None else None
@@ -325,19 +356,21 @@ class ModelBatch:
             return nu_sb, None
         g1[:, self.lin_idx] = lin_on
         g1[:, self.ns_par, self.ns_sb] = f1
-        g2[:, self.ns_par, self.ns_sb] = f2
         # Product of all factors but one. A factor can be exactly zero (a signal strength at
         # its bound 0): then the product without it is that of the others, and every other
         # leave-one-out product is zero (two zeros: all are zero).
         zero = g == 0.0
-        if zero.any():
-            n_zero = zero.sum(axis=1, keepdims=True)
+        n_zero = zero.sum(axis=1) if zero.any() else None
+        if n_zero is not None:
             safe = np.where(zero, 1.0, g)
-            others = safe.prod(axis=1, keepdims=True)
-            excl = np.where(n_zero == 0, others / safe, np.where((n_zero == 1) & zero, others, 0.0))
+            others = safe.prod(axis=1)[:, None, :]
+            nz = n_zero[:, None, :]
+            excl = np.where(nz == 0, others / safe, np.where((nz == 1) & zero, others, 0.0))
         else:
             excl = factor[:, None, :] / g
-        return nu_sb, (additive_yield, factor, d1, d2, g, g1, g2, excl)
+        ns_second = f2 * excl[:, self.ns_par, self.ns_sb]
+        parts = _YieldParts(additive_yield, factor, d1, d2, ns_second, g, g1, g1 * excl, n_zero)
+        return nu_sb, parts
 
     def evaluate(
         self,
@@ -352,9 +385,13 @@ class ModelBatch:
         main: observed counts per bin (R, N); aux: auxiliary data per parameter (R, P).
         The normalisation matches the HistFactory convention (continuous Poisson with
         log-gamma, full Gaussian density), so 2*nll is comparable with other implementations.
+
+        With nu_s = A_s F_s (A the nominal plus additive shifts, F the product of the factors
+        g_ps) and m_ps = g'_ps prod_{q != p} g_qs, the yield derivatives are
+        dnu_s/dp = A'_ps F_s + A_s m_ps and, for p != q,
+        d2nu_s/dp dq = A'_ps m_qs + A'_qs m_ps + A_s m_ps rho_qs with rho = g'/g.
         """
-        nu_sb, parts = self._yields(theta, rows, derivatives=True)
-        additive_yield, factor, d1, d2, g, g1, g2, excl = parts
+        nu_sb, y = self._yields(theta, rows, derivatives=True)
         nu = nu_sb @ self.sum_to_bins
         with np.errstate(divide="ignore", invalid="ignore"):
             log_nu = np.log(nu)
@@ -362,10 +399,10 @@ class ModelBatch:
             main_terms = np.where(main > 0, main_terms, nu)
         nll = main_terms.sum(axis=1)
 
-        # dnu_sb/dtheta_p = A g'_p prod_{q != p} g_q + A'_p prod_q g_q
-        mprime = g1 * excl
-        jac = additive_yield[:, None, :] * mprime
-        jac[:, self.hs_idx] += d1 * factor[:, None, :]
+        A = y.additive[:, None, :]
+        am = A * y.mprime
+        jac = am.copy()
+        jac[:, self.hs_par, self.hs_sb] += y.d1 * y.factor[:, self.hs_sb]
         jac_bins = jac @ self.sum_to_bins
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(main > 0, main / nu, 0.0)
@@ -382,26 +419,46 @@ class ModelBatch:
             weight = np.where(main > 0, main / (nu * nu), 0.0)
         hess = (jac_bins * weight[:, None, :]) @ jac_bins.transpose(0, 2, 1)
         c_sb = resid[:, self.sb_bin]
-        # Second derivatives of the yields, contracted with (1 - n/nu).
-        cross_h = (d1 * c_sb[:, None, :]) @ mprime.transpose(0, 2, 1)  # (R, H, P)
-        second = np.zeros_like(hess)
-        second[:, self.hs_idx, :] += cross_h
-        second[:, :, self.hs_idx] += cross_h.transpose(0, 2, 1)
+        # Second derivatives contracted with c = 1 - n/nu, off the diagonal, as U rho^T plus
+        # its transpose with U = c (A' F + A m / 2): A' F rho_q = A' m_q where g_q != 0. In a
+        # sample-bin with exactly one zero factor only one of m_p rho_q, m_q rho_p survives,
+        # so there it counts whole; the A' m terms against the zero factor are added apart.
         with np.errstate(divide="ignore", invalid="ignore"):
-            rho = np.where(g != 0, g1 / g, 0.0)
-        weighted = (c_sb * additive_yield)[:, None, :] * mprime
-        mixed = weighted @ rho.transpose(0, 2, 1)
-        second += 0.5 * (mixed + mixed.transpose(0, 2, 1))
-        diag = np.einsum("rps,rs->rp", g2 * excl, c_sb * additive_yield)
-        diag[:, self.hs_idx] += np.einsum("rhs,rs->rh", d2, c_sb * factor)
-        diag[:, self.hs_idx] += 2.0 * np.einsum(
-            "rhs,rhs->rh", d1 * c_sb[:, None, :], mprime[:, self.hs_idx]
+            rho = np.where(y.g != 0, y.g1 / y.g, 0.0)
+        keep = 0.5 if y.n_zero is None else np.where(y.n_zero == 1, 0.0, 0.5)[:, None, :]
+        u = c_sb[:, None, :] * (jac - keep * am)
+        second = u @ rho.transpose(0, 2, 1)
+        if y.n_zero is not None:
+            second += self._zero_factor_terms(y, c_sb)
+        second += second.transpose(0, 2, 1)
+        cs = c_sb * y.additive
+        diag = _scatter(y.ns_second * cs[:, self.ns_sb], self.ns_par, self.npars)
+        hs_terms = c_sb[:, self.hs_sb] * (
+            y.d2 * y.factor[:, self.hs_sb] + 2.0 * y.d1 * y.mprime[:, self.hs_par, self.hs_sb]
         )
+        diag += _scatter(hs_terms, self.hs_par, self.npars)
         idx = np.arange(self.npars)
         second[:, idx, idx] = diag
-        hess = hess + second
+        hess += second
         hess[:, idx, idx] += hess_c
         return Evaluation(nll, grad, hess)
+
+    def _zero_factor_terms(self, y: _YieldParts, c_sb: np.ndarray) -> np.ndarray:
+        """A'_p m_q summed over the sample-bins where exactly one factor (q's) is zero."""
+        R = c_sb.shape[0]
+        out = np.zeros((R, self.npars, self.npars))
+        single = y.n_zero == 1
+        pairs = single[:, self.hs_sb]
+        if not pairs.any():
+            return out
+        cols = np.flatnonzero(single.any(axis=0))
+        where = {int(s): i for i, s in enumerate(cols)}
+        a1 = np.zeros((R, self.npars, cols.size))
+        k = np.flatnonzero(pairs.any(axis=0))
+        local = np.array([where[int(s)] for s in self.hs_sb[k]], dtype=int)
+        a1[:, self.hs_par[k], local] = np.where(pairs[:, k], y.d1[:, k], 0.0)
+        a1 *= c_sb[:, None, cols]
+        return a1 @ y.mprime[:, :, cols].transpose(0, 2, 1)
 
     def nll(self, theta: np.ndarray, rows: np.ndarray, main: np.ndarray, aux: np.ndarray):
         """-log L only (R,), for line searches."""
