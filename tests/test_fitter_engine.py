@@ -33,16 +33,32 @@ def test_bisection_fallback_agrees(monkeypatch):
     assert np.array_equal(optimize._positive_definite(h), fast)
 
 
-def test_solve_is_newton_where_positive_definite_and_descends_elsewhere():
+def test_newton_step_where_positive_definite_and_descent_elsewhere():
     h, g = _stack()
-    step, decrement = optimize._solve(h, g)
+    free = np.ones(g.shape, dtype=bool)
     pd = optimize._positive_definite(h)
+    step, decrement = optimize._newton_step(h, None, g, free)
     newton = -np.linalg.solve(h[pd], g[pd][..., None])[..., 0]
     assert np.allclose(step[pd], newton)
     assert np.allclose(decrement[pd], -0.5 * (newton * g[pd]).sum(axis=1))
-    # Where H is indefinite the step is still a descent direction.
+    # Where H is indefinite (and no curvature is known) the step still descends.
     assert np.all((step[~pd] * g[~pd]).sum(axis=1) < 0)
     assert np.all(decrement > 0)
+
+
+def test_indefinite_rows_fall_back_on_the_hessian_without_curvature():
+    h, g = _stack()
+    free = np.ones(g.shape, dtype=bool)
+    free[:, -1] = False  # a fixed parameter does not move
+    psd = _stack(seed=4)[0] + 10.0 * np.eye(h.shape[1])
+    psd[::3, 0, 0] = 20.0
+    curvature = h - psd
+    pd = optimize._positive_definite(h[:, :-1, :-1])
+    step, _ = optimize._newton_step(h, curvature, g, free)
+    sub = np.s_[:, :-1]
+    expected = -np.linalg.solve(psd[~pd][:, :-1, :-1], g[~pd][sub][..., None])[..., 0]
+    assert np.allclose(step[~pd][sub], expected)
+    assert np.all(step[:, -1] == 0.0)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt only")

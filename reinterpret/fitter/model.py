@@ -49,11 +49,14 @@ class InterpolationCodes:
 
 @dataclass
 class Evaluation:
-    """NLL (R,), gradient (R, P) and Hessian (R, P, P) of -log L (not twice)."""
+    """NLL (R,), gradient (R, P) and Hessian (R, P, P) of -log L (not twice); curvature
+    (R, P, P) is the part of the Hessian that comes from the second derivatives of the yields
+    (the rest, J W J^T plus the constraints, is positive semi-definite)."""
 
     nll: np.ndarray
     grad: np.ndarray
     hess: np.ndarray | None
+    curvature: np.ndarray | None = None
 
 
 @dataclass
@@ -441,7 +444,7 @@ class ModelBatch:
         second[:, idx, idx] = diag
         hess += second
         hess[:, idx, idx] += hess_c
-        return Evaluation(nll, grad, hess)
+        return Evaluation(nll, grad, hess, second)
 
     def _zero_factor_terms(self, y: _YieldParts, c_sb: np.ndarray) -> np.ndarray:
         """A'_p m_q summed over the sample-bins where exactly one factor (q's) is zero."""

@@ -81,7 +81,7 @@ def minimize(
         at_hi = (th >= hi) & (ev.grad < 0)
         free = ~(fx | at_lo | at_hi)
         g = np.where(free, ev.grad, 0.0)
-        step, decrement = _newton_step(ev.hess, g, free)
+        step, decrement = _newton_step(ev.hess, ev.curvature, g, free)
         bad = ~np.isfinite(ev.nll) | ~np.isfinite(decrement)
         # A kink (code0 interpolation at alpha = 0) can leave a Newton decrement that never
         # vanishes while no step lowers -log L any more: that point is taken as the minimum.
@@ -124,6 +124,8 @@ def minimize(
             )
             redo = model.evaluate(cand[back], r[back], m[back], a[back])
             trial.nll[back], trial.grad[back], trial.hess[back] = redo.nll, redo.grad, redo.hess
+            if trial.curvature is not None:
+                trial.curvature[back] = redo.curvature
         change = f0 - trial.nll
         tiny = (change <= 1e-12 * np.maximum(1.0, np.abs(f0))) & (
             np.abs(cand - th).max(axis=1) <= 1e-6
@@ -146,12 +148,32 @@ def _sufficient(f: np.ndarray, f0: np.ndarray, delta: np.ndarray, grad: np.ndarr
     return np.isfinite(f) & (f <= f0 + 1e-4 * predicted + 1e-12 * np.abs(f0))
 
 
-def _newton_step(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
-    """Newton step restricted to free parameters, with the Hessian made positive definite.
+def _newton_step(hess: np.ndarray, curvature: np.ndarray | None, g: np.ndarray, free: np.ndarray):
+    """Newton step restricted to free parameters, with a positive-definite stand-in for the
+    Hessian where it is not positive definite.
 
-    Jacobi scaling first so that wildly different parameter scales (a Poisson constraint with
-    tau ~ 1e11 beside a signal strength of order one) do not swamp the eigenvalue floor.
+    The stand-in is the Hessian without the yields' second derivatives (curvature), i.e. the
+    Fisher-like J W J^T plus the constraints, which is positive semi-definite and costs one
+    more Cholesky factorisation; only rows where even that fails get an eigendecomposition
+    with |eigenvalues| floored. Rows and columns are Jacobi-scaled first so that wildly
+    different parameter scales (a Poisson constraint with tau ~ 1e11 beside a signal
+    strength of order one) do not make a positive-definite matrix look singular.
     """
+    step, decrement, ok = _scaled_newton(hess, g, free)
+    if curvature is not None and not ok.all():
+        bad = np.flatnonzero(~ok)
+        s2, d2, ok2 = _scaled_newton(hess[bad] - curvature[bad], g[bad], free[bad])
+        fixed_up = bad[ok2]
+        step[fixed_up], decrement[fixed_up], ok[fixed_up] = s2[ok2], d2[ok2], True
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        step[bad], decrement[bad] = _floored_newton(hess[bad], g[bad], free[bad])
+    return step, decrement
+
+
+def _scaled(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
+    """The free block of each Hessian with unit diagonal (identity elsewhere), the gradient in
+    the same scaling, and the scale."""
     P = g.shape[1]
     mask2 = free[:, :, None] & free[:, None, :]
     h = np.where(mask2, hess, 0.0)
@@ -164,33 +186,32 @@ def _newton_step(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
     if not np.all(np.isfinite(hs)):
         hs = np.nan_to_num(hs, nan=0.0, posinf=0.0, neginf=0.0)
         hs[:, idx, idx] = np.where(np.diagonal(hs, axis1=1, axis2=2) == 0, 1.0, hs[:, idx, idx])
-    gs = g * scale
-    step_s, decrement = _solve(hs, gs)
-    step = np.where(free, step_s * scale, 0.0)
-    return step, decrement
+    return hs, g * scale, scale
 
 
-def _solve(hs: np.ndarray, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Newton step -H^-1 g per row and its decrement.
+def _scaled_newton(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
+    """-H^-1 g and its decrement g^T H^-1 g / 2 for the rows whose H is positive definite
+    (ok); the other rows' entries are left unset."""
+    hs, gs, scale = _scaled(hess, g, free)
+    ok = _positive_definite(hs)
+    step = np.zeros_like(g)
+    decrement = np.zeros(g.shape[0])
+    if ok.any():
+        s = -np.linalg.solve(hs[ok], gs[ok][..., None])[..., 0]
+        step[ok] = np.where(free[ok], s * scale[ok], 0.0)
+        decrement[ok] = -0.5 * (s * gs[ok]).sum(axis=1)
+    return step, decrement, ok
 
-    Where H is positive definite (the usual case near a minimum) its Cholesky factorisation
-    proves it and a plain solve follows; the other rows get Newton on |H| with small
-    eigenvalues floored instead, which is still a descent direction.
-    """
-    pd = _positive_definite(hs)
-    step = np.empty_like(gs)
-    decrement = np.empty(gs.shape[0])
-    if pd.any():
-        s = -np.linalg.solve(hs[pd], gs[pd][..., None])[..., 0]
-        step[pd], decrement[pd] = s, -0.5 * (s * gs[pd]).sum(axis=1)
-    if not pd.all():
-        w, v = np.linalg.eigh(hs[~pd])
-        floor = 1e-10 * np.maximum(np.abs(w).max(axis=1, keepdims=True), 1.0)
-        w = np.maximum(np.abs(w), floor)
-        coeff = np.einsum("rpk,rp->rk", v, gs[~pd]) / w
-        step[~pd] = -np.einsum("rpk,rk->rp", v, coeff)
-        decrement[~pd] = 0.5 * (coeff * coeff * w).sum(axis=1)
-    return step, decrement
+
+def _floored_newton(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
+    """Newton on |H| with small eigenvalues floored: still a descent direction."""
+    hs, gs, scale = _scaled(hess, g, free)
+    w, v = np.linalg.eigh(hs)
+    floor = 1e-10 * np.maximum(np.abs(w).max(axis=1, keepdims=True), 1.0)
+    w = np.maximum(np.abs(w), floor)
+    coeff = np.einsum("rpk,rp->rk", v, gs) / w
+    step = -np.einsum("rpk,rk->rp", v, coeff)
+    return np.where(free, step * scale, 0.0), 0.5 * (coeff * coeff * w).sum(axis=1)
 
 
 def _positive_definite(hs: np.ndarray) -> np.ndarray:
