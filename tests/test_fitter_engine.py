@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from reinterpret.fitter import allocator, optimize
+from reinterpret.fitter import memory, optimize
 
 
 def _stack(seed: int = 3, rows: int = 9, size: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +63,23 @@ def test_indefinite_rows_fall_back_on_the_hessian_without_curvature():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt only")
 def test_allocator_thresholds_are_set_on_linux():
-    assert allocator.keep_freed_memory() is True
+    assert memory.keep_freed_memory() is True
+
+
+def test_collector_is_paused_and_restored():
+    import gc
+
+    assert gc.isenabled()
+    with memory.collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with memory.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def _perturbed(model, seed: int) -> np.ndarray:
@@ -117,3 +133,35 @@ def test_derivatives_are_continuous_where_a_factor_is_zero(seed):
     assert np.allclose(a.grad, b.grad, rtol=1e-7, atol=1e-6)
     assert np.allclose(a.hess, b.hess, rtol=1e-7, atol=1e-5)
     assert np.abs(a.hess[0, model.poi_index]).max() > 0
+
+
+def test_batch_compiles_each_point_as_it_would_alone():
+    """The samples every point shares are read once per batch; a point's own samples still
+    enter its parameters (here: the signal's share of the staterror constraint)."""
+    from reinterpret.fitter import compile_models
+    from tests.test_fitter_random import random_workspace
+
+    base = random_workspace(0)
+    variants = []
+    for scale in (0.5, 1.0, 3.0):
+        channels = []
+        for c, ch in enumerate(base["channels"]):
+            signal = dict(ch["samples"][0])
+            signal["data"] = [scale * x for x in signal["data"]]
+            stat = {"name": f"stat_ch{c}", "type": "staterror", "data": signal["data"]}
+            signal["modifiers"] = [*signal["modifiers"], stat]
+            channels.append({**ch, "samples": [signal, *ch["samples"][1:]]})
+        variants.append({**base, "channels": channels})
+    batch = compile_models(variants)
+    for b, ws in enumerate(variants):
+        alone = compile_models([ws])
+        columns = {label: i for i, label in enumerate(alone.labels[0]) if label}
+        for i, label in enumerate(batch.labels[b]):
+            if label:
+                j = columns.pop(label)
+                for attr in ("sigma", "tau", "aux", "init", "lower", "upper", "fixed"):
+                    mine, single = getattr(batch, attr)[b, i], getattr(alone, attr)[0, j]
+                    assert np.isclose(mine, single, rtol=1e-13, atol=0), (label, attr)
+        assert not columns
+    sigmas = {tuple(batch.sigma[b][batch.gauss[b]].round(12)) for b in range(batch.size)}
+    assert len(sigmas) == len(variants)  # the signal's yield changes the staterror widths

@@ -6,12 +6,12 @@ Public API:
     InferenceOptions, InterpolationCodes, FitOptions, PointResult, FitterError, ModelError
 """
 
-from reinterpret.fitter.allocator import keep_freed_memory
 from reinterpret.fitter.errors import FitterError, ModelError
 from reinterpret.fitter.infer import ENGINE_VERSION, InferenceOptions, PointResult, hypotest
+from reinterpret.fitter.memory import collector_paused, keep_freed_memory
 from reinterpret.fitter.model import InterpolationCodes, ModelBatch
 from reinterpret.fitter.optimize import FitOptions
-from reinterpret.fitter.spec import read_workspace
+from reinterpret.fitter.spec import read_workspace, sample_keys
 
 keep_freed_memory()
 
@@ -21,7 +21,14 @@ def compile_models(
 ) -> ModelBatch:
     """Compile workspaces (plain dicts, already patched) that share channels into one batch."""
     cache: dict = {}
-    return ModelBatch([read_workspace(ws, measurement, cache) for ws in workspaces], codes)
+    with collector_paused():
+        common = (
+            frozenset(set.intersection(*(sample_keys(ws) for ws in workspaces)))
+            if workspaces
+            else None
+        )
+        specs = [read_workspace(ws, measurement, cache, common) for ws in workspaces]
+        return ModelBatch(specs, codes)
 
 
 __all__ = [

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from reinterpret.fitter.errors import ModelError
 
+NO_SETTINGS: dict = {}  # a parameter the measurement says nothing about (never modified)
+
 # Modifier types whose parameter multiplies the yield linearly.
 LINEAR_TYPES = ("normfactor", "shapefactor", "lumi", "staterror", "shapesys")
 
@@ -61,14 +63,50 @@ def choose_measurement(workspace: dict, measurement: str | None) -> dict:
     raise ModelError(f"no measurement named {measurement!r} (the workspace has: {names})")
 
 
+def sample_keys(workspace: dict) -> set[tuple]:
+    """Identity keys of a workspace's sample objects in their places (see read_workspace)."""
+    keys, offset = set(), 0
+    nbins = {o["name"]: len(o["data"]) for o in workspace.get("observations", [])}
+    for channel in workspace.get("channels", []):
+        n = nbins.get(channel["name"], 0)
+        keys.update((id(sample), channel["name"], offset, n) for sample in channel["samples"])
+        offset += n
+    return keys
+
+
+class _Requirements:
+    """Per parameter name: the (modifier type, info) of every modifier naming it, in the
+    order met, and the set of those types."""
+
+    def __init__(self) -> None:
+        self.reqs: dict[str, list[tuple[str, dict]]] = {}
+        self.types: dict[str, set[str]] = {}
+
+    def add(self, grouped: dict[str, list[tuple[str, dict]]]) -> None:
+        for name, entries in grouped.items():
+            known = self.reqs.get(name)
+            if known is None:
+                self.reqs[name] = list(entries)
+                self.types[name] = {t for t, _ in entries}
+            else:
+                known.extend(entries)
+                self.types[name].update(t for t, _ in entries)
+
+
 def read_workspace(
-    workspace: dict, measurement: str | None = None, cache: dict | None = None
+    workspace: dict,
+    measurement: str | None = None,
+    cache: dict | None = None,
+    common: frozenset | None = None,
 ) -> WorkspaceSpec:
     """Collect channels, samples, modifiers and parameter settings of a workspace.
 
     cache (optional, shared between calls) reuses what was read from a sample object that
     several workspaces share, as signal points patched from one background workspace do; the
-    resulting SampleSpec is then the very same object in each WorkspaceSpec.
+    resulting SampleSpec is then the very same object in each WorkspaceSpec. common (with a
+    cache) names the samples every workspace of a batch has (keys from sample_keys): what they
+    require of the parameters is collected once for the batch, and only the other samples'
+    requirements are collected per workspace.
     """
     meas = choose_measurement(workspace, measurement)
     config = meas.get("config", {})
@@ -77,11 +115,15 @@ def read_workspace(
         raise ModelError(f"measurement {meas.get('name')!r} names no parameter of interest")
     user = {p["name"]: p for p in config.get("parameters", [])}
     cache = {} if cache is None else cache
+    common = common or frozenset()
 
     observations = {o["name"]: [float(x) for x in o["data"]] for o in workspace["observations"]}
     channels: list[tuple[str, int]] = []
     samples: list[SampleSpec] = []
-    requirements: dict[str, list[tuple[str, dict]]] = {}
+    # What the shared samples require is collected by the first workspace of a batch only.
+    base = cache.get(("shared requirements", common)) if common else None
+    shared = base or _Requirements()
+    own = _Requirements()
     offset = 0
     for channel in workspace["channels"]:
         cname = channel["name"]
@@ -95,46 +137,67 @@ def read_workspace(
             if hit is None or hit[0] is not sample:
                 hit = (sample, *_read_sample(sample, cname, offset, nbins))
                 cache[key] = hit
-            _, spec, reqs = hit
-            for mname, req in reqs:
-                requirements.setdefault(mname, []).append(req)
+            _, spec, grouped = hit
+            if key not in common:
+                own.add(grouped)
+            elif base is None:
+                shared.add(grouped)
             samples.append(spec)
         offset += nbins
 
+    if common and base is None:
+        cache[("shared requirements", common)] = shared
     parameters = {}
-    for name, reqs in requirements.items():
-        setting = user.get(name, {})
-        # Points patched from one background share most parameters: same modifiers of the
-        # same (shared) samples and the same measurement settings give the same spec.
-        key = ("parameter", name, tuple(id(info) for _, info in reqs), id(setting))
-        hit = cache.get(key)
-        if (
-            hit is None
-            or hit[0] is not setting
-            or any(a is not b for (_, a), (_, b) in zip(hit[1], reqs, strict=True))
-        ):
-            hit = (setting, reqs, _parameter(name, reqs, setting))
-            cache[key] = hit
-        parameters[name] = hit[2]
+    for name in [*shared.reqs, *(n for n in own.reqs if n not in shared.reqs)]:
+        if name in own.reqs:
+            reqs = shared.reqs.get(name, []) + own.reqs[name]
+            types = shared.types.get(name, set()) | own.types[name]
+        else:
+            reqs, types = shared.reqs[name], shared.types[name]
+        parameters[name] = _cached_parameter(name, reqs, types, user.get(name, NO_SETTINGS), cache)
     if poi not in parameters:
         raise ModelError(f"the parameter of interest {poi!r} is not a modifier of any sample")
     return WorkspaceSpec(channels, observations, samples, parameters, poi)
 
 
+def _cached_parameter(name: str, reqs: list, types: set[str], setting: dict, cache: dict):
+    """The parameter spec, computed once per distinct input. Points patched from one
+    background share most parameters; apart from staterror and shapesys (whose constraint
+    depends on the yields of the samples they act on) a spec depends only on the modifier
+    types, the number of bins and the measurement's settings for the parameter."""
+    if types & {"staterror", "shapesys"}:
+        key = ("parameter", name, tuple(id(info) for _, info in reqs), id(setting))
+        inputs = (setting, [info for _, info in reqs])
+    else:
+        key = ("parameter", name, frozenset(types), reqs[0][1]["nbins"], id(setting))
+        inputs = (setting, [])
+    hit = cache.get(key)
+    if (
+        hit is None
+        or hit[0] is not setting
+        or any(a is not b for a, b in zip(hit[1], inputs[1], strict=True))
+    ):
+        hit = (*inputs, _parameter(name, reqs, setting))
+        cache[key] = hit
+    return hit[2]
+
+
 def _read_sample(sample: dict, cname: str, offset: int, nbins: int):
+    """The sample's spec and, per parameter name, what its modifiers require of it."""
     nominal = [float(x) for x in sample["data"]]
     if len(nominal) != nbins:
         raise ModelError(
             f"sample {sample['name']!r} in channel {cname!r} has {len(nominal)} bins, "
             f"the observation has {nbins}"
         )
-    mods, reqs = [], []
+    mods = []
+    grouped: dict[str, list[tuple[str, dict]]] = {}
     for mod in sample.get("modifiers", []):
-        mtype, mname = mod["type"], mod["name"]
-        mods.append((mname, mtype, mod.get("data")))
-        info = {"channel": cname, "nbins": nbins, "nominal": nominal, "data": mod.get("data")}
-        reqs.append((mname, (mtype, info)))
-    return SampleSpec(cname, sample["name"], offset, nominal, mods), reqs
+        mtype, mname, data = mod["type"], mod["name"], mod.get("data")
+        mods.append((mname, mtype, data))
+        info = {"channel": cname, "nbins": nbins, "nominal": nominal, "data": data}
+        grouped.setdefault(mname, []).append((mtype, info))
+    return SampleSpec(cname, sample["name"], offset, nominal, mods), grouped
 
 
 def _parameter(name: str, reqs: list[tuple[str, dict]], user: dict) -> ParameterSpec:

@@ -1,5 +1,7 @@
-"""Keep the C allocator from handing freed array memory back to the kernel between batched
-evaluations.
+"""Memory management around the engine: the C allocator and Python's cycle collector.
+
+keep_freed_memory(): keep the C allocator from handing freed array memory back to the kernel
+between batched evaluations.
 
 A batched evaluation allocates and frees arrays of a few megabytes dozens of times per fit.
 With glibc's defaults those come from fresh mappings (or a heap top that is trimmed again on
@@ -11,13 +13,21 @@ stays with the process; arrays above MMAP_THRESHOLD (the chunked batches of larg
 still mapped and returned as before.
 
 Only glibc has mallopt; elsewhere this does nothing.
+
+collector_paused(): compiling a batch creates a few hundred thousand small objects (modifier
+entries, parameter specs) while millions of objects of the parsed workspaces are alive, so
+the cycle collector's full passes over all of them dominated compilation (1lbb: 12.7 ms per
+point, 4.3 ms with the collector paused). Nothing compilation creates is cyclic garbage.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -45,3 +55,15 @@ def keep_freed_memory() -> bool:
                 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
             )
     return _tuned
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for the block (restored as it was afterwards)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
