@@ -7,12 +7,11 @@
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import tempfile
 import time
 
-from _common import ROOT, SHARED
+from _common import ROOT, SHARED, peak_rss_mb
 
 
 def main() -> None:
@@ -39,7 +38,7 @@ def main() -> None:
             Publication(title=f"benchmark {largest.name}", collaboration="ATLAS"),
         )
         seconds = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     assert version is not None, report.errors[:3]
     print(
         f"largest likelihood: {largest.name} ({size_mb:.1f} MB of JSON, "

@@ -1,6 +1,9 @@
 """Seconds per signal point for CLs obs + expected band over whole real patchsets: ours
 (batched, every patch of the patchset) against pyhf 0.7.6 (numpy backend, default optimizer)
-on a random sample of the same patches, in the same run, single-threaded.
+on a random sample of the same patches, in the same run, single-threaded. Where JAX is
+installed (`pip install "jax[cpu]"`), pyhf's JAX backend is a second peer column on the same
+sample: each patch's hypotest is called once to compile it (the warm-up) and timed on the
+second call.
 
     python benchmarks/patchset_vs_pyhf.py [--pyhf-sample 4] [--analyses sbottom staus ...]
 
@@ -12,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import time
 
-from _common import ANALYSES, ROOT, SHARED, load, single_threaded
+from _common import ANALYSES, ROOT, SHARED, load, peak_rss_mb, single_threaded
 
 single_threaded()
 
@@ -33,13 +35,12 @@ def ours(analysis: str) -> dict:
     t1 = time.perf_counter()
     results = services.evaluate(points, services.Settings())
     t2 = time.perf_counter()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "points": len(points),
         "patch_seconds": t1 - t0,
         "fit_seconds": t2 - t1,
         "converged": sum(r["converged"] for r in results),
-        "peak_mb": peak_kb / 1024,
+        "peak_mb": peak_rss_mb(),
         "cls": {r["patch"]: r["cls_obs"] for r in results},
     }
 
@@ -64,6 +65,34 @@ def pyhf_sample(analysis: str, n: int, seed: int) -> dict:
         seconds.append(time.perf_counter() - t0)
         cls[name] = float(obs)
     return {"sample": sample, "seconds": seconds, "cls": cls}
+
+
+def pyhf_jax_sample(analysis: str, sample: list[str]) -> dict | None:
+    """The same patches through pyhf's JAX backend, timed after a warm-up call each."""
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return None
+    import pyhf
+
+    pyhf.set_backend("jax")
+    try:
+        bkg = load(analysis, "BkgOnly.json")
+        ps = pyhf.PatchSet(load(analysis, "patchset.json"))
+        seconds, cls = [], {}
+        for name in sample:
+            ws = pyhf.Workspace(ps.apply(bkg, name))
+            model = ws.model()
+            data = ws.data(model)
+            kwargs = {"test_stat": "qtilde", "return_expected_set": True}
+            pyhf.infer.hypotest(1.0, data, model, **kwargs)  # warm-up: JIT compilation
+            t0 = time.perf_counter()
+            obs, _exp = pyhf.infer.hypotest(1.0, data, model, **kwargs)
+            seconds.append(time.perf_counter() - t0)
+            cls[name] = float(obs)
+    finally:
+        pyhf.set_backend("numpy")
+    return {"seconds": seconds, "cls": cls}
 
 
 def main() -> None:
@@ -94,8 +123,10 @@ def main() -> None:
         )
         mine = json.loads(out.stdout)
         peer = pyhf_sample(analysis, args.pyhf_sample, args.seed)
+        jax_peer = pyhf_jax_sample(analysis, peer["sample"])
         ours_pp = mine["fit_seconds"] / mine["points"]
         pyhf_pp = sum(peer["seconds"]) / len(peer["seconds"])
+        jax_pp = sum(jax_peer["seconds"]) / len(jax_peer["seconds"]) if jax_peer else None
         worst = max(abs(mine["cls"][n] - peer["cls"][n]) for n in peer["sample"])
         rows.append(
             (
@@ -105,6 +136,7 @@ def main() -> None:
                 len(peer["sample"]),
                 pyhf_pp,
                 pyhf_pp / ours_pp,
+                jax_pp,
                 mine["peak_mb"],
                 mine["converged"],
                 worst,
@@ -113,13 +145,17 @@ def main() -> None:
         print(f"{analysis}: done", file=sys.stderr, flush=True)
     print(
         f"{'analysis':<9} {'points':>6} {'ours s/pt':>10} {'pyhf n':>6} {'pyhf s/pt':>10} "
-        f"{'ratio':>8} {'peak MB':>8} {'converged':>9} {'max|dCLs| on sample':>20}"
+        f"{'ratio':>8} {'jax s/pt':>9} {'ratio':>7} {'peak MB':>8} {'converged':>9} "
+        f"{'max|dCLs| on sample':>20}"
     )
-    for a, n, o, k, p, r, mb, conv, worst in rows:
+    for a, n, o, k, p, r, j, mb, conv, worst in rows:
+        jax_cols = f"{j:>9.3f} {j / o:>6.0f}x" if j is not None else f"{'-':>9} {'-':>7}"
         print(
-            f"{a:<9} {n:>6} {o:>10.4f} {k:>6} {p:>10.3f} {r:>7.0f}x {mb:>8.0f} "
+            f"{a:<9} {n:>6} {o:>10.4f} {k:>6} {p:>10.3f} {r:>7.0f}x {jax_cols} {mb:>8.0f} "
             f"{conv:>4}/{n:<4} {worst:>20.2e}"
         )
+    if not any(row[6] is not None for row in rows):
+        print("(JAX is not installed: no JAX peer column)")
 
 
 if __name__ == "__main__":
