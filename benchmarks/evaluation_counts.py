@@ -45,8 +45,6 @@ def main() -> None:
     from reinterpret.fitter.model import ModelBatch
 
     for analysis in ANALYSES:
-        if analysis == "erjr":
-            continue  # its reference peer does not fit; counts are in the table of the others
         points = services.patch_points(
             load(analysis, "BkgOnly.json"), load(analysis, "patchset.json")
         )

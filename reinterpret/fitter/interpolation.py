@@ -69,21 +69,41 @@ def multiplicative(
     if code == "code4":
         if coeffs is None:
             coeffs = code4_coefficients(hi, lo)
-        alpha, hi, lo = np.broadcast_arrays(alpha, hi, lo)
-        inside = np.abs(alpha) < 1.0
-        a = np.where(inside, alpha, 0.0)
-        # Horner evaluation of 1 + sum_i c_i a^i and its derivatives.
-        c0, c1, c2, c3, c4, c5 = coeffs
-        poly = 1.0 + a * (c0 + a * (c1 + a * (c2 + a * (c3 + a * (c4 + a * c5)))))
-        d1 = c0 + a * (2 * c1 + a * (3 * c2 + a * (4 * c3 + a * (5 * c4 + a * 6 * c5))))
-        d2 = 2 * c1 + a * (6 * c2 + a * (12 * c3 + a * (20 * c4 + a * 30 * c5)))
-        if not inside.all():
-            # The exponential branch only where |alpha| >= 1 (rare in fits).
-            out = ~inside
-            v, v1, v2 = multiplicative("code1", alpha[out], hi[out], lo[out])
-            poly[out], d1[out], d2[out] = v, v1, v2
-        return poly, d1, d2
+        return code4(alpha, coeffs, lambda out: (hi[out], lo[out]))
     raise ValueError(f"unknown multiplicative interpolation code {code!r}")
+
+
+def code4(alpha: np.ndarray, coeffs: np.ndarray, variations) -> tuple:
+    """code4 factor, slope and curvature for alpha (R, K) with coefficients (6, R or 1, K).
+
+    Horner's scheme evaluated in place (one array per output: these run over every normsys
+    entry of every row, the largest arrays of a batch after the dense (R, P, S) ones).
+    variations(mask) returns hi, lo at the entries selected by the boolean mask (R, K) for
+    the exponential branch, which only entries with |alpha| >= 1 need.
+    """
+    inside = np.abs(alpha) < 1.0
+    a = np.where(inside, alpha, 0.0)
+    c0, c1, c2, c3, c4, c5 = coeffs
+    poly = c5 * a
+    for c in (c4, c3, c2, c1, c0):
+        poly += c
+        poly *= a
+    poly += 1.0
+    d1 = (6.0 * c5) * a
+    for k, c in ((5.0, c4), (4.0, c3), (3.0, c2), (2.0, c1)):
+        d1 += k * c
+        d1 *= a
+    d1 += c0
+    d2 = (30.0 * c5) * a
+    for k, c in ((20.0, c4), (12.0, c3), (6.0, c2)):
+        d2 += k * c
+        d2 *= a
+    d2 += 2.0 * c1
+    if not inside.all():
+        out = ~inside
+        hi, lo = variations(out)
+        poly[out], d1[out], d2[out] = multiplicative("code1", alpha[out], hi, lo)
+    return poly, d1, d2
 
 
 def additive(

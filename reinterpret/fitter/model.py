@@ -336,21 +336,38 @@ class ModelBatch:
             out[key] = nu_sb[start : start + nbins[key[0]]]
         return out
 
+    def _take(self, array: np.ndarray, rows: np.ndarray, axis: int = 0) -> np.ndarray:
+        """The models' rows of a per-model array: a view when rows are all models in order
+        (every first iteration), a copy otherwise."""
+        if rows.size == self.size and (rows == np.arange(self.size)).all():
+            return array
+        return array.take(rows, axis=axis)
+
     def _yields(self, theta: np.ndarray, rows: np.ndarray, derivatives: bool):
         R = theta.shape[0]
         delta, d1, d2 = interpolation.additive(
-            self.codes.histosys, theta[:, self.hs_par], self.hs_up[rows], self.hs_down[rows]
+            self.codes.histosys,
+            theta[:, self.hs_par],
+            self._take(self.hs_up, rows),
+            self._take(self.hs_down, rows),
         )
-        additive_yield = self.nominal[rows] + _scatter(delta, self.hs_sb, self.nsb)
+        additive_yield = self._take(self.nominal, rows) + _scatter(delta, self.hs_sb, self.nsb)
 
         g = np.ones((R, self.npars, self.nsb))
         g1 = np.zeros_like(g) if derivatives else None
-        lin_on = self.lin_on[rows]
+        lin_on = self._take(self.lin_on, rows)
         g[:, self.lin_idx] = np.where(lin_on > 0, theta[:, self.lin_idx, None], 1.0)
-        coef = self.ns_coef[:, rows] if self.ns_coef is not None else None
-        f, f1, f2 = interpolation.multiplicative(
-            self.codes.normsys, theta[:, self.ns_par], self.ns_hi[rows], self.ns_lo[rows], coef
-        )
+        alpha = theta[:, self.ns_par]
+        if self.ns_coef is not None:
+            f, f1, f2 = interpolation.code4(
+                alpha,
+                self._take(self.ns_coef, rows, axis=1),
+                lambda out: (self.ns_hi[rows][out], self.ns_lo[rows][out]),
+            )
+        else:
+            f, f1, f2 = interpolation.multiplicative(
+                self.codes.normsys, alpha, self.ns_hi[rows], self.ns_lo[rows]
+            )
         # A parameter that is both normsys and histosys multiplies through normsys only here.
         g[:, self.ns_par, self.ns_sb] = f
         factor = g.prod(axis=1)
