@@ -165,3 +165,40 @@ def test_batch_compiles_each_point_as_it_would_alone():
         assert not columns
     sigmas = {tuple(batch.sigma[b][batch.gauss[b]].round(12)) for b in range(batch.size)}
     assert len(sigmas) == len(variants)  # the signal's yield changes the staterror widths
+
+
+def _one_channel(modifiers: list[dict]) -> dict:
+    return {
+        "channels": [
+            {
+                "name": "sr",
+                "samples": [
+                    {
+                        "name": "signal",
+                        "data": [5.0, 3.0],
+                        "modifiers": [{"name": "mu", "type": "normfactor", "data": None}],
+                    },
+                    {"name": "bkg", "data": [50.0, 40.0], "modifiers": modifiers},
+                ],
+            }
+        ],
+        "observations": [{"name": "sr", "data": [52.0, 41.0]}],
+        "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}],
+        "version": "1.0.0",
+    }
+
+
+def test_a_modifier_twice_on_one_sample_is_refused():
+    from reinterpret.fitter import ModelError, compile_models
+
+    twice = {"name": "jes", "type": "normsys", "data": {"hi": 1.1, "lo": 0.9}}
+    with pytest.raises(ModelError, match="'jes' \\(normsys\\) appears twice on sample 'bkg'"):
+        compile_models([_one_channel([twice, dict(twice)])])
+
+
+def test_a_histosys_with_the_wrong_number_of_bins_is_refused():
+    from reinterpret.fitter import ModelError, compile_models
+
+    short = {"name": "shape", "type": "histosys", "data": {"hi_data": [55.0], "lo_data": [45.0]}}
+    with pytest.raises(ModelError, match="histosys of sample 'bkg' .* not have 2 bins"):
+        compile_models([_one_channel([short])])

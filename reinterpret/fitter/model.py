@@ -245,27 +245,20 @@ class ModelBatch:
 
         positions = (lin_pos, ns_pos, hs_pos)
         common = set.intersection(*({id(x) for x in spec.samples} for spec in specs))
+        # Points share most parameter specs (the same objects, see spec.read_workspace): each
+        # distinct (spec, slots) is written once for all the rows that have it.
+        groups: dict[tuple, tuple[ParameterSpec, slice, list[int]]] = {}
         for b, spec in enumerate(specs):
             self.observed[b] = np.concatenate([spec.observations[c] for c, _ in self.channels])
             slices = self.slices[b]
             for name, par in spec.parameters.items():
                 sl = slices[name]
-                self.present[b, sl] = True
-                self.init[b, sl] = par.inits
-                self.lower[b, sl] = [lo for lo, _ in par.bounds]
-                self.upper[b, sl] = [hi for _, hi in par.bounds]
-                self.fixed[b, sl] = par.fixed
-                if par.kind == "gauss":
-                    self.gauss[b, sl] = True
-                    self.aux[b, sl] = par.aux
-                    self.sigma[b, sl] = par.sigmas
-                elif par.kind == "poisson":
-                    self.poisson[b, sl] = True
-                    self.aux[b, sl] = par.aux
-                    self.tau[b, sl] = par.factors
+                groups.setdefault((id(par), sl.start, sl.stop), (par, sl, []))[2].append(b)
             for sample in spec.samples:
                 if id(sample) not in common:
                     self._fill_sample(b, sample, self.sample_slots[b], slices, positions)
+        for par, sl, rows in groups.values():
+            self._fill_parameter(np.array(rows)[:, None], sl, par)
         # Samples every point shares (the background) are written once for all rows.
         for sample in specs[0].samples:
             if id(sample) in common:
@@ -292,32 +285,69 @@ class ModelBatch:
         self.hs_up = np.ascontiguousarray(self.hs_up[:, hs_par, self.hs_sb])
         self.hs_down = np.ascontiguousarray(self.hs_down[:, hs_par, self.hs_sb])
 
+    def _fill_parameter(self, rows: np.ndarray, sl: slice, par: ParameterSpec) -> None:
+        """Write one parameter spec into its slots of the given rows (a column (n, 1))."""
+        self.present[rows, sl] = True
+        self.init[rows, sl] = par.inits
+        self.lower[rows, sl] = [lo for lo, _ in par.bounds]
+        self.upper[rows, sl] = [hi for _, hi in par.bounds]
+        self.fixed[rows, sl] = par.fixed
+        if par.kind == "gauss":
+            self.gauss[rows, sl] = True
+            self.aux[rows, sl] = par.aux
+            self.sigma[rows, sl] = par.sigmas
+        elif par.kind == "poisson":
+            self.poisson[rows, sl] = True
+            self.aux[rows, sl] = par.aux
+            self.tau[rows, sl] = par.factors
+
     def _fill_sample(self, b, sample, slots, slices, positions) -> None:
-        """Write one sample's yields and modifiers into row(s) b of the arrays."""
+        """Write one sample's yields and modifiers into row(s) b of the arrays: one indexed
+        assignment per kind of modifier (one per modifier was most of compiling)."""
         lin_pos, ns_pos, hs_pos = positions
         k = slots[(sample.channel, sample.name)]
-        cols = slice(self._sample_start[k], self._sample_start[k] + len(sample.nominal))
+        start = int(self._sample_start[k])
         nominal = np.asarray(sample.nominal)
+        cols = slice(start, start + nominal.size)
         self.nominal[b, cols] = nominal
-        seen: set[tuple[str, str]] = set()
-        for mname, mtype, data in sample.modifiers:
-            if (mname, mtype) in seen:
+        mods = sample.modifiers
+        keys = [(mname, mtype) for mname, mtype, _ in mods]
+        if len(set(keys)) != len(keys):
+            mname, mtype = next(key for i, key in enumerate(keys) if key in keys[:i])
+            raise ModelError(
+                f"modifier {mname!r} ({mtype}) appears twice on sample {sample.name!r}"
+            )
+        scalar = [lin_pos[slices[m].start] for m, t, _ in mods if t in ("normfactor", "lumi")]
+        if scalar:
+            self.lin_on[b, scalar, cols] = 1.0
+        per_bin = [
+            (lin_pos[slices[m].start + i], start + i)
+            for m, t, _ in mods
+            if t in ("shapefactor", "staterror", "shapesys")
+            for i in range(slices[m].stop - slices[m].start)
+        ]
+        if per_bin:
+            slot, col = zip(*per_bin, strict=True)
+            self.lin_on[b, list(slot), list(col)] = 1.0
+        normsys = [(ns_pos[slices[m].start], d) for m, t, d in mods if t == "normsys"]
+        if normsys:
+            slot = [i for i, _ in normsys]
+            self.ns_hi[b, slot, cols] = np.array([float(d["hi"]) for _, d in normsys])[:, None]
+            self.ns_lo[b, slot, cols] = np.array([float(d["lo"]) for _, d in normsys])[:, None]
+        histosys = [(hs_pos[slices[m].start], d) for m, t, d in mods if t == "histosys"]
+        if histosys:
+            slot = [i for i, _ in histosys]
+            try:
+                up = np.array([d["hi_data"] for _, d in histosys], dtype=float)
+                down = np.array([d["lo_data"] for _, d in histosys], dtype=float)
+                up.shape = down.shape = (len(slot), nominal.size)
+            except ValueError:
                 raise ModelError(
-                    f"modifier {mname!r} ({mtype}) appears twice on sample {sample.name!r}"
-                )
-            seen.add((mname, mtype))
-            sl = slices[mname]
-            if mtype in ("normfactor", "lumi"):
-                self.lin_on[b, lin_pos[sl.start], cols] = 1.0
-            elif mtype in ("shapefactor", "staterror", "shapesys"):
-                for i in range(sl.stop - sl.start):
-                    self.lin_on[b, lin_pos[sl.start + i], cols.start + i] = 1.0
-            elif mtype == "normsys":
-                self.ns_hi[b, ns_pos[sl.start], cols] = float(data["hi"])
-                self.ns_lo[b, ns_pos[sl.start], cols] = float(data["lo"])
-            elif mtype == "histosys":
-                self.hs_up[b, hs_pos[sl.start], cols] = np.asarray(data["hi_data"]) - nominal
-                self.hs_down[b, hs_pos[sl.start], cols] = nominal - np.asarray(data["lo_data"])
+                    f"a histosys of sample {sample.name!r} in channel {sample.channel!r} does "
+                    f"not have {nominal.size} bins"
+                ) from None
+            self.hs_up[b, slot, cols] = up - nominal
+            self.hs_down[b, slot, cols] = nominal - down
 
     # ------------------------------------------------------------- likelihood
     def expected(self, theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
