@@ -101,26 +101,44 @@ def q_statistic(model: ModelBatch, test_stat: str, mu, nll_fixed, free: FitOutco
 
 
 def run_fits(model: ModelBatch, options: InferenceOptions) -> _Fits:
+    """The five fits of every model's CLs, in three batched stages.
+
+    1. The signal-free fits (POI at 0) on the observed data. Without signal the points of a
+       patchset are (nearly) the same model, so one point's fit, done first on its own, starts
+       them all next to their optimum.
+    2. From there, in one batch: the global fits and the other fixed-POI fits (at mu_test and
+       at the Asimov POI, where these are not 0).
+    3. The two Asimov fits: the global one from the generating point, the fixed one from the
+       observed fixed-POI optimum.
+    """
     rows = np.arange(model.size)
     fopt = options.fit
     main, aux = model.observed, model.aux
-    free = minimize(model, rows, main, aux, model.init, model.fixed, fopt, keep_hessian=True)
-    # Both fixed-POI fits on the observed data, warm-started from the global fit, in one batch.
-    th_mu, fx_mu = _set_poi(model, free.theta, model.fixed, options.mu_test)
-    th_bg, fx_bg = _set_poi(model, free.theta, model.fixed, options.asimov_mu)
-    both = minimize(
+    zero = _signal_free_fits(model, fopt)
+    starts = [zero.theta]
+    fixed = [model.fixed]
+    values = [mu for mu in dict.fromkeys((options.mu_test, options.asimov_mu)) if mu != 0.0]
+    for mu in values:
+        th, fx = _set_poi(model, zero.theta, model.fixed, mu)
+        starts.append(th)
+        fixed.append(fx)
+    n = len(starts)
+    stage = minimize(
         model,
-        np.concatenate([rows, rows]),
-        np.concatenate([main, main]),
-        np.concatenate([aux, aux]),
-        np.concatenate([th_mu, th_bg]),
-        np.concatenate([fx_mu, fx_bg]),
+        np.tile(rows, n),
+        np.tile(main, (n, 1)),
+        np.tile(aux, (n, 1)),
+        np.concatenate(starts),
+        np.concatenate(fixed),
         fopt,
+        keep_hessian=True,
     )
-    fixed_mu, background = _split(both, model.size)
+    parts = _split(stage, model.size, n)
+    free = parts[0]
+    at = {0.0: zero, **dict(zip(values, parts[1:], strict=True))}
+    fixed_mu, background = at[options.mu_test], at[options.asimov_mu]
+    _, fx_mu = _set_poi(model, free.theta, model.fixed, options.mu_test)
     a_main, a_aux = model.expected(background.theta, rows)
-    # Asimov fits: the global one starts at the generating point, the fixed one at the
-    # observed fixed-POI optimum.
     asimov = minimize(
         model,
         np.concatenate([rows, rows]),
@@ -130,11 +148,23 @@ def run_fits(model: ModelBatch, options: InferenceOptions) -> _Fits:
         np.concatenate([model.fixed, fx_mu]),
         fopt,
     )
-    a_free, a_fixed = _split(asimov, model.size)
+    a_free, a_fixed = _split(asimov, model.size, 2)
     return _Fits(free, fixed_mu, background, a_main, a_aux, a_free, a_fixed)
 
 
-def _split(outcome: FitOutcome, n: int) -> tuple[FitOutcome, FitOutcome]:
+def _signal_free_fits(model: ModelBatch, fopt: FitOptions) -> FitOutcome:
+    """Fits with the POI fixed at 0 on the observed data, all warm-started from the first
+    model's (for the parameters every model has; pooled, point-specific ones start at their
+    initial values)."""
+    rows = np.arange(model.size)
+    th, fx = _set_poi(model, model.init, model.fixed, 0.0)
+    first = minimize(model, rows[:1], model.observed[:1], model.aux[:1], th[:1], fx[:1], fopt)
+    start = np.where(model.common_slots & ~model.fixed, first.theta[0], th)
+    start[:, model.poi_index] = 0.0
+    return minimize(model, rows, model.observed, model.aux, start, fx, fopt)
+
+
+def _split(outcome: FitOutcome, n: int, parts: int) -> list[FitOutcome]:
     def part(sl: slice) -> FitOutcome:
         return FitOutcome(
             outcome.theta[sl],
@@ -143,9 +173,10 @@ def _split(outcome: FitOutcome, n: int) -> tuple[FitOutcome, FitOutcome]:
             outcome.iterations[sl],
             outcome.gradient_norm[sl],
             outcome.messages[sl],
+            None if outcome.hessian is None else outcome.hessian[sl],
         )
 
-    return part(slice(0, n)), part(slice(n, 2 * n))
+    return [part(slice(k * n, (k + 1) * n)) for k in range(parts)]
 
 
 def hypotest(model: ModelBatch, options: InferenceOptions | None = None) -> list[PointResult]:

@@ -163,6 +163,10 @@ class ModelBatch:
         self.slot_category = slot_category
         self.npars = len(slot_category)
         self.poi_index = shared[self.poi_name].start
+        # Slots that mean the same parameter in every model (the rest are pooled).
+        self.common_slots = np.zeros(self.npars, dtype=bool)
+        for sl in shared.values():
+            self.common_slots[sl] = True
 
     def _layout_samples(self, specs: list[WorkspaceSpec]) -> None:
         """Assign sample slots per channel. Samples every point has get their own slot; the
