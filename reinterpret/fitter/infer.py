@@ -159,6 +159,8 @@ def _signal_free_fits(model: ModelBatch, fopt: FitOptions) -> FitOutcome:
     rows = np.arange(model.size)
     th, fx = _set_poi(model, model.init, model.fixed, 0.0)
     first = minimize(model, rows[:1], model.observed[:1], model.aux[:1], th[:1], fx[:1], fopt)
+    if model.size == 1:
+        return first
     start = np.where(model.common_slots & ~model.fixed, first.theta[0], th)
     start[:, model.poi_index] = 0.0
     return minimize(model, rows, model.observed, model.aux, start, fx, fopt)
