@@ -46,26 +46,47 @@ def ours(analysis: str) -> dict:
     }
 
 
-def pyhf_sample(analysis: str, n: int, seed: int) -> dict:
+def time_pyhf(
+    analysis: str,
+    sample: list[str],
+    backend: str = "numpy",
+    optimizer=None,
+    warm_up: bool = False,
+    with_nll: bool = False,
+) -> dict:
+    """pyhf's hypotest on each named patch, single-threaded: seconds of the call, CLs obs and
+    (with_nll) 2 NLL of pyhf's global fit. warm_up calls it once untimed first (JAX: the JIT
+    compilation of that model)."""
     import pyhf
 
-    pyhf.set_backend("numpy")
-    bkg = load(analysis, "BkgOnly.json")
-    ps = pyhf.PatchSet(load(analysis, "patchset.json"))
-    names = sorted(p.name for p in ps.patches)
-    sample = random.Random(seed).sample(names, min(n, len(names)))
-    seconds, cls = [], {}
-    for name in sample:
-        ws = pyhf.Workspace(ps.apply(bkg, name))
-        model = ws.model()
-        data = ws.data(model)
-        t0 = time.perf_counter()
-        obs, _exp = pyhf.infer.hypotest(
-            1.0, data, model, test_stat="qtilde", return_expected_set=True
-        )
-        seconds.append(time.perf_counter() - t0)
-        cls[name] = float(obs)
-    return {"sample": sample, "seconds": seconds, "cls": cls}
+    pyhf.set_backend(backend, optimizer or pyhf.optimize.scipy_optimizer())
+    try:
+        bkg = load(analysis, "BkgOnly.json")
+        ps = pyhf.PatchSet(load(analysis, "patchset.json"))
+        seconds, cls, twice_nll = [], {}, {}
+        for name in sample:
+            ws = pyhf.Workspace(ps.apply(bkg, name))
+            model = ws.model()
+            data = ws.data(model)
+            kwargs = {"test_stat": "qtilde", "return_expected_set": True}
+            if warm_up:
+                pyhf.infer.hypotest(1.0, data, model, **kwargs)
+            t0 = time.perf_counter()
+            obs, _exp = pyhf.infer.hypotest(1.0, data, model, **kwargs)
+            seconds.append(time.perf_counter() - t0)
+            cls[name] = float(obs)
+            if with_nll:
+                _, value = pyhf.infer.mle.fit(data, model, return_fitted_val=True)
+                twice_nll[name] = float(value)
+    finally:
+        pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer())
+    return {"sample": sample, "seconds": seconds, "cls": cls, "twice_nll": twice_nll}
+
+
+def pyhf_sample(analysis: str, n: int, seed: int) -> dict:
+    """A random sample of n patches through pyhf's numpy backend, default optimizer."""
+    names = sorted(p["metadata"]["name"] for p in load(analysis, "patchset.json")["patches"])
+    return time_pyhf(analysis, random.Random(seed).sample(names, min(n, len(names))))
 
 
 def pyhf_jax_sample(analysis: str, sample: list[str]) -> dict | None:
@@ -74,26 +95,7 @@ def pyhf_jax_sample(analysis: str, sample: list[str]) -> dict | None:
         import jax  # noqa: F401
     except ImportError:
         return None
-    import pyhf
-
-    pyhf.set_backend("jax")
-    try:
-        bkg = load(analysis, "BkgOnly.json")
-        ps = pyhf.PatchSet(load(analysis, "patchset.json"))
-        seconds, cls = [], {}
-        for name in sample:
-            ws = pyhf.Workspace(ps.apply(bkg, name))
-            model = ws.model()
-            data = ws.data(model)
-            kwargs = {"test_stat": "qtilde", "return_expected_set": True}
-            pyhf.infer.hypotest(1.0, data, model, **kwargs)  # warm-up: JIT compilation
-            t0 = time.perf_counter()
-            obs, _exp = pyhf.infer.hypotest(1.0, data, model, **kwargs)
-            seconds.append(time.perf_counter() - t0)
-            cls[name] = float(obs)
-    finally:
-        pyhf.set_backend("numpy")
-    return {"seconds": seconds, "cls": cls}
+    return time_pyhf(analysis, sample, backend="jax", warm_up=True)
 
 
 def stops_at_init(analysis: str) -> bool:
@@ -112,26 +114,8 @@ def pyhf_tight(analysis: str, sample: list[str]) -> dict:
     away from the initial point: seconds per hypotest, and 2 NLL of its global fit."""
     import pyhf
 
-    pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer(tolerance=1e-14))
-    try:
-        bkg = load(analysis, "BkgOnly.json")
-        ps = pyhf.PatchSet(load(analysis, "patchset.json"))
-        seconds, twice_nll, cls = [], {}, {}
-        for name in sample:
-            ws = pyhf.Workspace(ps.apply(bkg, name))
-            model = ws.model()
-            data = ws.data(model)
-            t0 = time.perf_counter()
-            obs, _exp = pyhf.infer.hypotest(
-                1.0, data, model, test_stat="qtilde", return_expected_set=True
-            )
-            seconds.append(time.perf_counter() - t0)
-            cls[name] = float(obs)
-            _, value = pyhf.infer.mle.fit(data, model, return_fitted_val=True)
-            twice_nll[name] = float(value)
-    finally:
-        pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer())
-    return {"seconds": seconds, "twice_nll": twice_nll, "cls": cls}
+    optimizer = pyhf.optimize.scipy_optimizer(tolerance=1e-14)
+    return time_pyhf(analysis, sample, optimizer=optimizer, with_nll=True)
 
 
 def main() -> None:
