@@ -175,12 +175,13 @@ def _scaled(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
     """The free block of each Hessian with unit diagonal (identity elsewhere), the gradient in
     the same scaling, and the scale."""
     P = g.shape[1]
-    mask2 = free[:, :, None] & free[:, None, :]
-    h = np.where(mask2, hess, 0.0)
-    d = np.abs(np.diagonal(h, axis1=1, axis2=2))
-    d = np.where(free & (d > 0), d, 1.0)
-    scale = 1.0 / np.sqrt(d)
-    hs = h * scale[:, :, None] * scale[:, None, :]
+    d = np.abs(np.diagonal(hess, axis1=1, axis2=2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(free & (d > 0) & np.isfinite(d), 1.0 / np.sqrt(d), 1.0)
+    # Rows and columns of fixed parameters are zeroed by the scaling itself.
+    masked = np.where(free, scale, 0.0)
+    hs = hess * masked[:, :, None]
+    hs *= masked[:, None, :]
     idx = np.arange(P)
     hs[:, idx, idx] = np.where(free, hs[:, idx, idx], 1.0)
     if not np.all(np.isfinite(hs)):
