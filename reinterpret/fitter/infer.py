@@ -161,7 +161,10 @@ def _signal_free_fits(model: ModelBatch, fopt: FitOptions) -> FitOutcome:
     first = minimize(model, rows[:1], model.observed[:1], model.aux[:1], th[:1], fx[:1], fopt)
     if model.size == 1:
         return first
-    start = np.where(model.common_slots & ~model.fixed, first.theta[0], th)
+    shared = model.common_slots & ~model.fixed
+    if not (first.converged[0] and np.isfinite(first.theta[0]).all()):
+        shared = np.zeros_like(shared)  # no good warm start: every model from its init
+    start = np.where(shared, first.theta[0], th)
     start[:, model.poi_index] = 0.0
     return minimize(model, rows, model.observed, model.aux, start, fx, fopt)
 
