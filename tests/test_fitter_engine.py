@@ -19,24 +19,24 @@ def _stack(seed: int = 3, rows: int = 9, size: int = 6) -> tuple[np.ndarray, np.
     return h, rng.normal(size=(rows, size))
 
 
-def test_positive_definite_rows_are_told_apart_in_one_call():
-    h, _ = _stack()
-    expected = np.array([np.all(np.linalg.eigvalsh(m) > 0) for m in h])
+def _positive_definite(h: np.ndarray) -> np.ndarray:
+    return np.array([np.all(np.linalg.eigvalsh(m) > 0) for m in h])
+
+
+def test_cholesky_solve_tells_positive_definite_rows_apart_and_solves_them():
+    h, g = _stack()
+    expected = _positive_definite(h)
     assert not expected.all() and expected.any()
-    assert np.array_equal(optimize._positive_definite(h), expected)
-
-
-def test_bisection_fallback_agrees(monkeypatch):
-    h, _ = _stack()
-    fast = optimize._positive_definite(h)
-    monkeypatch.setattr(optimize, "_cholesky_lo", None)
-    assert np.array_equal(optimize._positive_definite(h), fast)
+    x, ok = optimize._cholesky_solve(h, g)
+    assert np.array_equal(ok, expected)
+    assert np.allclose(x[ok], np.linalg.solve(h[ok], g[ok][..., None])[..., 0])
+    assert np.all(x[~ok] == 0.0)
 
 
 def test_newton_step_where_positive_definite_and_descent_elsewhere():
     h, g = _stack()
     free = np.ones(g.shape, dtype=bool)
-    pd = optimize._positive_definite(h)
+    pd = _positive_definite(h)
     step, decrement = optimize._newton_step(h, None, g, free)
     newton = -np.linalg.solve(h[pd], g[pd][..., None])[..., 0]
     assert np.allclose(step[pd], newton)
@@ -53,7 +53,7 @@ def test_indefinite_rows_fall_back_on_the_hessian_without_curvature():
     psd = _stack(seed=4)[0] + 10.0 * np.eye(h.shape[1])
     psd[::3, 0, 0] = 20.0
     curvature = h - psd
-    pd = optimize._positive_definite(h[:, :-1, :-1])
+    pd = _positive_definite(h[:, :-1, :-1])
     step, _ = optimize._newton_step(h, curvature, g, free)
     sub = np.s_[:, :-1]
     expected = -np.linalg.solve(psd[~pd][:, :-1, :-1], g[~pd][sub][..., None])[..., 0]
