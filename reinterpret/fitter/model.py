@@ -479,8 +479,9 @@ class ModelBatch:
         # so there it counts whole; the A' m terms against the zero factor are added apart.
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(y.g != 0, y.g1 / y.g, 0.0)
-        keep = 0.5 if y.n_zero is None else np.where(y.n_zero == 1, 0.0, 0.5)[:, None, :]
-        u = c_sb[:, None, :] * (jac - keep * am)
+        # u = c (jac - drop * A m): drop 1/2 of A m, none where it counts whole.
+        drop = 0.5 if y.n_zero is None else np.where(y.n_zero == 1, 0.0, 0.5)[:, None, :]
+        u = c_sb[:, None, :] * (jac - drop * am)
         second = u @ rho.transpose(0, 2, 1)
         if y.n_zero is not None:
             second += self._zero_factor_terms(y, c_sb)
