@@ -288,6 +288,12 @@ class ModelBatch:
         self.hs_par = self.hs_idx[hs_par]
         self.hs_up = np.ascontiguousarray(self.hs_up[:, hs_par, self.hs_sb])
         self.hs_down = np.ascontiguousarray(self.hs_down[:, hs_par, self.hs_sb])
+        # Parameters whose interpolation has a kink at 0 (code0: different slopes each side).
+        self.kinks = np.zeros(self.npars, dtype=bool)
+        if self.codes.histosys == "code0":
+            self.kinks[self.hs_par[(self.hs_up != self.hs_down).any(axis=0)]] = True
+        if self.codes.normsys == "code0":
+            self.kinks[self.ns_par[(self.ns_hi - 1.0 != 1.0 - self.ns_lo).any(axis=0)]] = True
 
     def _fill_parameter(self, rows: np.ndarray, sl: slice, par: ParameterSpec) -> None:
         """Write one parameter spec into its slots of the given rows (a column (n, 1))."""

@@ -13,6 +13,9 @@ from scipy.linalg import lapack
 
 from reinterpret.fitter.model import ModelBatch
 
+# A code0 parameter this close to its kink at 0 is taken to sit on it (see _settle_kinks).
+KINK_WIDTH = 1e-6
+
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -45,10 +48,12 @@ def minimize(
     fixed: np.ndarray,
     options: FitOptions | None = None,
     keep_hessian: bool = False,
+    settle_kinks: bool = True,
 ) -> FitOutcome:
     """Minimise -log L for each row; rows index models of the batch (R,).
 
     init (R, P) is clipped into the bounds; parameters with fixed (R, P) stay at their init.
+    With settle_kinks, see _settle_kinks.
     """
     options = options or FitOptions()
     rows = np.asarray(rows, dtype=int)
@@ -135,7 +140,44 @@ def minimize(
         out_grad[active] = np.sqrt(((ev.grad * ~fixed[active]) ** 2).sum(axis=1))
         if keep_hessian:
             hessians[active] = ev.hess
-    return FitOutcome(theta, out_nll, converged, iterations, out_grad, messages, hessians)
+    outcome = FitOutcome(theta, out_nll, converged, iterations, out_grad, messages, hessians)
+    if settle_kinks and model.kinks.any():
+        _settle_kinks(model, rows, main, aux, fixed, options, outcome)
+    return outcome
+
+
+def _settle_kinks(model, rows, main, aux, fixed, options, outcome: FitOutcome) -> None:
+    """Where a fit ends on a kink (a code0 interpolation parameter at 0, where -log L is not
+    differentiable), Newton steps keep crossing it and the other parameters are left short
+    of their optimum. Such rows are fitted again with the kink parameters held at exactly 0;
+    the result replaces the first where its -log L is lower. Updates outcome in place."""
+    on_kink = model.kinks & ~fixed & (np.abs(outcome.theta) < KINK_WIDTH)
+    redo = np.flatnonzero(on_kink.any(axis=1) & np.isfinite(outcome.nll))
+    if redo.size == 0:
+        return
+    start = np.where(on_kink[redo], 0.0, outcome.theta[redo])
+    keep_hessian = outcome.hessian is not None
+    again = minimize(
+        model,
+        rows[redo],
+        main[redo],
+        aux[redo],
+        start,
+        fixed[redo] | on_kink[redo],
+        options,
+        keep_hessian,
+        settle_kinks=False,
+    )
+    better = again.converged & (again.nll < outcome.nll[redo])
+    idx = redo[better]
+    outcome.theta[idx] = again.theta[better]
+    outcome.nll[idx] = again.nll[better]
+    outcome.gradient_norm[idx] = again.gradient_norm[better]
+    outcome.converged[idx] = True
+    for i in idx:
+        outcome.messages[i] = "converged (on a kink)"
+    if keep_hessian:
+        outcome.hessian[idx] = again.hessian[better]
 
 
 def _sufficient(f: np.ndarray, f0: np.ndarray, delta: np.ndarray, grad: np.ndarray):
