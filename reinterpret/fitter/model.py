@@ -376,32 +376,32 @@ class ModelBatch:
             out[key] = nu_sb[start : start + nbins[key[0]]]
         return out
 
-    def _take(self, array: np.ndarray, rows: np.ndarray, axis: int = 0) -> np.ndarray:
-        """The models' rows of a per-model array: a view when rows are all models in order
-        (every first iteration), a copy otherwise."""
-        if rows.size == self.size and (rows == np.arange(self.size)).all():
-            return array
-        return array.take(rows, axis=axis)
-
     def _yields(self, theta: np.ndarray, rows: np.ndarray, derivatives: bool):
         R = theta.shape[0]
+        # The models' rows of the per-model arrays: the arrays themselves when rows are all
+        # models in order (every first iteration), copies otherwise.
+        every = rows.size == self.size and bool((rows == np.arange(self.size)).all())
+
+        def take(array: np.ndarray, axis: int = 0) -> np.ndarray:
+            return array if every else array.take(rows, axis=axis)
+
         delta, d1, d2 = interpolation.additive(
             self.codes.histosys,
             theta[:, self.hs_par],
-            self._take(self.hs_up, rows),
-            self._take(self.hs_down, rows),
+            take(self.hs_up),
+            take(self.hs_down),
         )
-        additive_yield = self._take(self.nominal, rows) + _scatter(delta, self.hs_sb, self.nsb)
+        additive_yield = take(self.nominal) + _scatter(delta, self.hs_sb, self.nsb)
 
         g = np.ones((R, self.npars, self.nsb))
         g1 = np.zeros_like(g) if derivatives else None
-        lin_on = self._take(self.lin_on, rows)
+        lin_on = take(self.lin_on)
         g[:, self.lin_idx] = np.where(lin_on > 0, theta[:, self.lin_idx, None], 1.0)
         alpha = theta[:, self.ns_par]
         if self.ns_coef is not None:
             f, f1, f2 = interpolation.code4(
                 alpha,
-                self._take(self.ns_coef, rows, axis=1),
+                take(self.ns_coef, axis=1),
                 lambda out: (self.ns_hi[rows][out], self.ns_lo[rows][out]),
             )
         else:
@@ -512,11 +512,10 @@ class ModelBatch:
         pairs = single[:, self.hs_sb]
         if not pairs.any():
             return out
-        cols = np.flatnonzero(single.any(axis=0))
-        where = {int(s): i for i, s in enumerate(cols)}
+        cols = np.flatnonzero(single.any(axis=0))  # sorted, so searchsorted finds each
         a1 = np.zeros((R, self.npars, cols.size))
         k = np.flatnonzero(pairs.any(axis=0))
-        local = np.array([where[int(s)] for s in self.hs_sb[k]], dtype=int)
+        local = np.searchsorted(cols, self.hs_sb[k])
         a1[:, self.hs_par[k], local] = np.where(pairs[:, k], y.d1[:, k], 0.0)
         a1 *= c_sb[:, None, cols]
         return a1 @ y.mprime[:, :, cols].transpose(0, 2, 1)
