@@ -177,7 +177,7 @@ def _cached_parameter(name: str, reqs: list, types: set[str], setting: dict, cac
         or hit[0] is not setting
         or any(a is not b for a, b in zip(hit[1], inputs[1], strict=True))
     ):
-        hit = (*inputs, _parameter(name, reqs, setting))
+        hit = (*inputs, _parameter(name, reqs, types, setting))
         cache[key] = hit
     return hit[2]
 
@@ -200,8 +200,9 @@ def _read_sample(sample: dict, cname: str, offset: int, nbins: int):
     return SampleSpec(cname, sample["name"], offset, nominal, mods), grouped
 
 
-def _parameter(name: str, reqs: list[tuple[str, dict]], user: dict) -> ParameterSpec:
-    types = {t for t, _ in reqs}
+def _parameter(
+    name: str, reqs: list[tuple[str, dict]], types: set[str], user: dict
+) -> ParameterSpec:
     if len(types - {"normsys", "histosys"}) > 0 and len(types) > 1:
         raise ModelError(
             f"parameter {name!r} is used by incompatible modifier types {sorted(types)}"
@@ -229,7 +230,7 @@ def _parameter(name: str, reqs: list[tuple[str, dict]], user: dict) -> Parameter
         spec = _shapesys(name, reqs, nbins)
     else:
         raise ModelError(f"unknown modifier type {mtype!r} for parameter {name!r}")
-    spec.modifier_types = types
+    spec.modifier_types = set(types)
     _apply_user_settings(spec, user)
     return spec
 
