@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import re
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,22 +19,23 @@ from pathlib import Path
 import yaml
 from django.conf import settings
 
-from hepstore import jsonio
+from hepstore import jsonio, scratch
 from hepstore.errors import TooLarge, UnusableInput
 from hepstore.schemas import kind_of_schema_id, validator
-from hepstore.validation import Region, Report
+from hepstore.validation import Region, Report, check_duplicate_keys
 
 BKG_NAMES = {"bkgonly.json"}
 PATCH_FILE = re.compile(r"^patch[._](?P<name>.+)\.json$", re.IGNORECASE)
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip", ".tar")
+DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 @contextlib.contextmanager
 def open_submission(paths: list[Path], report: Report) -> Iterator[list[Region]]:
     """Regions of the submission at paths; file-level problems go into report."""
-    with tempfile.TemporaryDirectory(prefix="hepstore-") as tmp:
+    with scratch.scratch_dir("unpack-") as tmp:
         if len(paths) == 1 and _is_archive(paths[0]):
-            root = Path(tmp) / "unpacked"
+            root = tmp / "unpacked"
             unpack(paths[0], root)
             yield find_regions([root], report, root)
         else:
@@ -70,6 +70,7 @@ def unpack(archive: Path, dest: Path) -> None:
                     if info.is_dir():
                         target.mkdir(parents=True, exist_ok=True)
                         continue
+                    _refuse_large_document(info.filename, info.file_size, name)
                     total += info.file_size
                     if total > limit:
                         raise TooLarge(f"{name} unpacks to more than {limit // 2**20} MB")
@@ -92,6 +93,7 @@ def unpack(archive: Path, dest: Path) -> None:
                             f"{name}: member {member.name!r} is a link, device "
                             "or other special file, which is not accepted"
                         )
+                    _refuse_large_document(member.name, member.size, name)
                     total += member.size
                     if total > limit:
                         raise TooLarge(f"{name} unpacks to more than {limit // 2**20} MB")
@@ -99,8 +101,24 @@ def unpack(archive: Path, dest: Path) -> None:
                     src = tf.extractfile(member)
                     with src, open(target, "wb") as out:
                         _copy_bounded(src, out, member.size, name)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+    except OSError as exc:
+        failure = scratch.storage_failure(exc, f"unpack {name}")
+        if failure is not None:
+            raise failure from exc
         raise UnusableInput(f"{name} is not a readable archive: {exc}") from exc
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+        raise UnusableInput(f"{name} is not a readable archive: {exc}") from exc
+
+
+def _refuse_large_document(member: str, size: int, archive: str) -> None:
+    """A JSON or YAML member above the per-document limit is refused from the archive's
+    header, before any of it is unpacked."""
+    limit = settings.HEPSTORE_MAX_JSON_BYTES
+    if size > limit and member.lower().endswith(DOCUMENT_SUFFIXES):
+        raise TooLarge(
+            f"{archive}: {member} is {size / 2**20:.1f} MB; a JSON or YAML file may have at "
+            f"most {limit / 2**20:.0f} MB"
+        )
 
 
 def _safe_target(dest: Path, member: str, archive: str) -> Path:
@@ -167,7 +185,8 @@ def _relative_namer(base: Path | None):
 
 def _looks_like(path: Path, kind: str) -> bool:
     try:
-        head = path.read_bytes()[:4096].decode("utf-8", "ignore")
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "ignore")
     except OSError:
         return False
     if kind == "workspace":
@@ -176,13 +195,19 @@ def _looks_like(path: Path, kind: str) -> bool:
 
 
 def _read(path: Path, report: Report, rel) -> dict | None:
+    """The parsed document, or None with the reason in report (too large, not JSON, ...).
+    Repeated keys are reported with their pointers; the document is still checked."""
+    duplicates: list[tuple[str, str]] = []
     try:
-        return jsonio.load_path(path)
+        doc = jsonio.load_path(path, settings.HEPSTORE_MAX_JSON_BYTES, duplicates)
     except jsonio.JSONProblem as exc:
-        report.error(rel(path), "", exc.message)
+        report.error(rel(path), exc.pointer, exc.message)
+        return None
     except UnusableInput as exc:
         report.error(rel(path), "", exc.message)
-    return None
+        return None
+    check_duplicate_keys(duplicates, report, rel(path))
+    return doc
 
 
 def _region(bkg: Path, siblings: list[Path], report: Report, rel, name: str) -> Region:
@@ -264,6 +289,10 @@ def patchset_from_files(files: list[Path], workspace, report: Report, rel) -> di
 
 def _from_submission_yaml(path: Path, report: Report, rel) -> list[Region]:
     name = rel(path)
+    limit = settings.HEPSTORE_MAX_JSON_BYTES
+    if path.stat().st_size > limit:
+        report.error(name, "", f"submission.yaml is larger than {limit / 2**20:.0f} MB")
+        return []
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -40,3 +40,32 @@ class NotFound(HepstoreError):
 class PermissionDenied(HepstoreError):
     code = "permission_denied"
     status = 403
+
+
+class Busy(HepstoreError):
+    """The server is at its limit of concurrent work; retry_after is in seconds."""
+
+    code = "busy"
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 10):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageFailure(HepstoreError):
+    """The data directory cannot be written (disk full, read-only); nothing was stored."""
+
+    code = "storage_unavailable"
+    status = 503
+
+    def __init__(self, message: str, status: int = 503):
+        super().__init__(message)
+        self.status = status
+
+
+class AlreadyStored(HepstoreError):
+    """A submission identical in content to the latest version of its analysis."""
+
+    code = "already_stored"
+    status = 409

@@ -61,6 +61,9 @@ class AnalysisVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     note = models.CharField(max_length=500, blank=True)
+    # Set in the ingestion's transaction and cleared once search has the version, so a
+    # crash between commit and indexing leaves a mark that services.index_pending picks up.
+    search_pending = models.BooleanField(default=True, db_index=True)
 
     class Meta:
         ordering = ["analysis", "-number"]

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db import transaction
+from django.db import IntegrityError, OperationalError, transaction
 
+from hepstore import blobs
 from hepstore.blobs import BlobWriter
 from hepstore.bundles import open_submission
 from hepstore.errors import (
+    AlreadyStored,
+    Busy,
     HepstoreError,
     InvalidSubmission,
     NotFound,
     PermissionDenied,
+    StorageFailure,
     UnusableInput,
 )
 from hepstore.jsonio import patchset_digest
@@ -77,16 +82,49 @@ def ingest_paths(
     if not regions:
         report.error("", "", "the submission holds no likelihood")
         return report, None
-    writer = BlobWriter()
-    try:
-        with transaction.atomic():
-            version = _record(regions, publication, user, note, writer)
-    except BaseException:
-        writer.discard()
-        raise
+    with contextlib.suppress(Busy):
+        blobs.sweep(wait=0)  # what a killed ingestion left, if no other one is writing
+    version = _store_all_or_nothing(regions, publication, user, note)
     transaction.on_commit(lambda: _after_commit(version.pk))
     log.info("ingested %s (%d regions)", version, len(regions))
     return report, version
+
+
+def _store_all_or_nothing(regions, publication, user, note) -> AnalysisVersion:
+    """Write the blobs and rows of a submission in one transaction; on any failure the
+    transaction is rolled back and the blobs this ingestion created are removed.
+
+    Two submissions of one analysis racing each other: the loser of a uniqueness race is
+    retried once, and then finds the winner's version (same content: AlreadyStored)."""
+    for attempt in (1, 2):
+        with BlobWriter() as writer:
+            try:
+                with transaction.atomic():
+                    return _record(regions, publication, user, note, writer)
+            except IntegrityError:
+                writer.discard()
+                if attempt == 2:
+                    raise
+            except OperationalError as exc:
+                writer.discard()
+                raise _database_failure(exc) from exc
+            except BaseException:
+                writer.discard()
+                raise
+    raise AssertionError("unreachable")
+
+
+def _database_failure(exc: OperationalError) -> HepstoreError:
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return Busy("the archive is busy with another submission; try again shortly", 10)
+    if "readonly" in text or "read-only" in text or "disk" in text or "full" in text:
+        return StorageFailure(f"the database cannot be written ({exc}); nothing was stored")
+    return HepstoreError(f"the database refused the submission ({exc}); nothing was stored")
+
+
+def _content(likelihoods) -> set[tuple[str, str, str | None]]:
+    return {(lh.region, lh.background_id, lh.patchset_id) for lh in likelihoods}
 
 
 def _record(regions, publication, user, note, writer) -> AnalysisVersion:
@@ -116,15 +154,24 @@ def _record(regions, publication, user, note, writer) -> AnalysisVersion:
         analysis.keywords = list(publication.keywords)
     analysis.save()
     last = analysis.versions.select_for_update().order_by("-number").first()
+    stored = [
+        (
+            region,
+            _store(writer, region.workspace),
+            _store(writer, region.patchset) if region.patchset is not None else None,
+        )
+        for region in regions
+    ]
+    if last is not None:
+        _refuse_repeat(analysis, last, stored)
     version = AnalysisVersion.objects.create(
         analysis=analysis,
         number=(last.number + 1) if last else 1,
         submitted_by=user if user is not None and user.is_authenticated else None,
         note=note,
+        search_pending=True,
     )
-    for region in regions:
-        bkg = _store(writer, region.workspace)
-        ps = _store(writer, region.patchset) if region.patchset is not None else None
+    for region, bkg, ps in stored:
         likelihood = Likelihood.objects.create(
             version=version,
             region=region.name,
@@ -157,6 +204,26 @@ def _record(regions, publication, user, note, writer) -> AnalysisVersion:
     return version
 
 
+def _refuse_repeat(analysis: Analysis, last: AnalysisVersion, stored) -> None:
+    """A submission with the same regions and documents as the latest version is not a new
+    version: AlreadyStored names the existing one."""
+    new = {(r.name, bkg.pk, ps.pk if ps else None) for r, bkg, ps in stored}
+    if new == _content(last.likelihoods.all()):
+        raise AlreadyStored(
+            f"this submission is identical to version {last.number} of analysis "
+            f"{analysis.pk} ({analysis.title!r}, /api/v1/analyses/{analysis.pk}/); "
+            "nothing new was stored",
+            [
+                {
+                    "file": "",
+                    "pointer": "",
+                    "severity": "error",
+                    "message": f"already stored as analysis {analysis.pk} version {last.number}",
+                }
+            ],
+        )
+
+
 def _store(writer: BlobWriter, document) -> Blob:
     sha, size = writer.put_json(document)
     blob, _ = Blob.objects.get_or_create(sha256=sha, defaults={"size": size})
@@ -164,15 +231,28 @@ def _store(writer: BlobWriter, document) -> Blob:
 
 
 def _after_commit(version_pk: int) -> None:
-    """Index the new version; a search outage must not undo a committed ingestion."""
-    try:
-        from hepstore.search import index_version
+    """Index the new version (and any other a crash left unindexed); a search outage must
+    not undo a committed ingestion: the version stays marked and is indexed later."""
+    index_pending()
 
-        index_version(version_pk)
-    except ImportError:
-        return
-    except HepstoreError as exc:
-        log.warning("search index not updated for version %s: %s", version_pk, exc)
+
+def index_pending() -> int:
+    """Index every committed version still marked for indexing (the mark is set in the
+    ingestion's transaction, so a crash between commit and indexing loses nothing); called
+    after each ingestion, by the embedded worker's start and by `fsck --repair`. Returns
+    the number of versions indexed."""
+    from hepstore.search import index_version
+
+    done = 0
+    for pk in AnalysisVersion.objects.filter(search_pending=True).values_list("pk", flat=True):
+        try:
+            index_version(pk)
+        except HepstoreError as exc:
+            log.warning("search index not updated for version %s: %s", pk, exc)
+            continue
+        AnalysisVersion.objects.filter(pk=pk).update(search_pending=False)
+        done += 1
+    return done
 
 
 EXAMPLE_TITLE = "Example search for electroweakinos in one-lepton final states (generated)"
@@ -201,22 +281,18 @@ def ingest_example_once(directory: Path) -> str:
 
 def background_workspace(likelihood: Likelihood) -> dict:
     """The stored background-only workspace (without reading the possibly large patchset)."""
-    from hepstore import blobs
-
     return blobs.read_json(likelihood.background_id)
 
 
 def likelihood_documents(likelihood: Likelihood) -> tuple[dict, dict | None]:
     """The stored background-only workspace and patchset of a likelihood."""
-    from hepstore import blobs
-
     ps = blobs.read_json(likelihood.patchset_id) if likelihood.patchset_id else None
     return background_workspace(likelihood), ps
 
 
 def patched_workspace(likelihood: Likelihood, name: str) -> dict:
     """The full workspace of one signal point: its patch applied to the background-only one."""
-    from hepstore import blobs, patching
+    from hepstore import patching
 
     point = likelihood.signals.filter(name=name).first()
     if point is None:
@@ -233,8 +309,6 @@ def region_archive(likelihood: Likelihood) -> bytes:
     import io
     import tarfile
     import time
-
-    from hepstore import blobs
 
     folder = likelihood.region or "region"
     buffer = io.BytesIO()

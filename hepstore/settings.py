@@ -64,8 +64,16 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    # Writers wait for each other instead of failing at once (ingestion holds a transaction).
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Writers wait for each other instead of failing at once (ingestion holds a transaction):
+    # a busy timeout, write-ahead logging (readers never block the writer) and transactions
+    # that take the write lock when they begin, so two writers cannot deadlock on upgrading.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": env_int("HEPSTORE_SQLITE_BUSY_SECONDS", 30),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+        }
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -85,9 +93,23 @@ LOGIN_URL = "/admin/login/"
 HEPSTORE_MAX_UPLOAD_BYTES = env_int("HEPSTORE_MAX_UPLOAD_MB", 200) * 1024 * 1024
 HEPSTORE_MAX_UNPACKED_BYTES = env_int("HEPSTORE_MAX_UNPACKED_MB", 1024) * 1024 * 1024
 HEPSTORE_MAX_ARCHIVE_MEMBERS = env_int("HEPSTORE_MAX_ARCHIVE_MEMBERS", 20000)
+# Largest single JSON (or YAML) document read; the largest published likelihood is 57 MB.
+HEPSTORE_MAX_JSON_BYTES = env_int("HEPSTORE_MAX_JSON_MB", 100) * 1024 * 1024
+# Anonymous validation may be held to a smaller upload than an authenticated submitter's.
+HEPSTORE_ANONYMOUS_MAX_UPLOAD_BYTES = env_int("HEPSTORE_ANONYMOUS_MAX_UPLOAD_MB", 50) * 1024 * 1024
+# Uploads validated at once per process; the others wait this long, then get 503 + Retry-After.
+HEPSTORE_MAX_CONCURRENT_VALIDATIONS = env_int("HEPSTORE_MAX_CONCURRENT_VALIDATIONS", 2)
+HEPSTORE_VALIDATION_WAIT_SECONDS = env_int("HEPSTORE_VALIDATION_WAIT_SECONDS", 10)
 DATA_UPLOAD_MAX_MEMORY_SIZE = HEPSTORE_MAX_UPLOAD_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 HEPSTORE_BLOB_DIR = DATA_DIR / "blobs"
+# Request upload files go under the data dir's scratch space, where fsck finds those a killed
+# server left (hepstore/scratch.py); the system default is used if it cannot be made.
+FILE_UPLOAD_TEMP_DIR = DATA_DIR / "tmp" / "requests"
+try:
+    FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
+except OSError:
+    FILE_UPLOAD_TEMP_DIR = None
 
 ELASTICSEARCH_URL = env_str("ELASTICSEARCH_URL", "")
 REDIS_URL = env_str("REDIS_URL", "")

@@ -165,6 +165,8 @@ def check_workspace(
             for m, mod in enumerate(sample["modifiers"]):
                 modifiers.add(mod["name"])
                 _check_modifier(mod, n, report, file, f"{sptr}/modifiers/{m}", say, sample["name"])
+        if not check_yields_bounded(channel, report, file, cptr, say):
+            totals = None
         if totals is not None:
             for b, total in enumerate(totals):
                 if total <= 0:
@@ -175,6 +177,13 @@ def check_workspace(
                         f"has total expected yield {total:g}, which must be positive",
                     )
     for i, obs in enumerate(ws["observations"]):
+        _check_numbers_bounded(
+            obs["data"],
+            report,
+            file,
+            f"{prefix}/observations/{i}/data",
+            f"{say}observed counts of {obs['name']!r}",
+        )
         if obs["name"] not in channel_names:
             flag = report.error if orphan_observations_are_errors else report.warning
             flag(
@@ -185,6 +194,87 @@ def check_workspace(
     for m, meas in enumerate(ws["measurements"]):
         _check_measurement(
             meas, modifiers, report, file, f"{prefix}/measurements/{m}", say, require_poi
+        )
+
+
+# Largest magnitude of an expected or observed count. The fit squares yields (variances,
+# second derivatives), so anything above ~1e154 overflows a double there; no real search
+# expects more than ~1e12 events in a bin, so this leaves room without risking infinities.
+MAX_YIELD = 1e100
+
+
+def _check_numbers_bounded(values, report, file, pointer, what) -> bool:
+    """False (with an error) when the numbers are not finite or sum above MAX_YIELD in
+    magnitude; math.fsum runs in C, so this costs little even on long arrays."""
+    try:
+        total = math.fsum(map(abs, values))
+    except (OverflowError, TypeError, ValueError):
+        total = math.inf
+    if total <= MAX_YIELD:
+        return True
+    report.error(
+        file,
+        pointer,
+        f"{what} are not finite or exceed {MAX_YIELD:g} in magnitude: the expected yields "
+        "would overflow in the fit",
+    )
+    return False
+
+
+def check_yields_bounded(channel: dict, report: Report, file: str, ptr: str, say: str) -> bool:
+    """Refuse a channel whose sample yields or yield variations are non-finite or so large
+    that the expected yields overflow; True when all are bounded."""
+    ok = True
+    for s, sample in enumerate(channel["samples"]):
+        sptr = f"{ptr}/samples/{s}"
+        label = f"{say}yields of sample {sample['name']!r} in {channel['name']!r}"
+        ok &= _check_numbers_bounded(sample["data"], report, file, f"{sptr}/data", label)
+        for m, mod in enumerate(sample["modifiers"]):
+            data = mod["data"]
+            if mod["type"] == "histosys":
+                for key in ("hi_data", "lo_data"):
+                    ok &= _check_numbers_bounded(
+                        data[key],
+                        report,
+                        file,
+                        f"{sptr}/modifiers/{m}/data/{key}",
+                        f"{say}{key} of histosys {mod['name']!r} on {sample['name']!r}",
+                    )
+            elif mod["type"] in ("staterror", "shapesys"):
+                ok &= _check_numbers_bounded(
+                    data,
+                    report,
+                    file,
+                    f"{sptr}/modifiers/{m}/data",
+                    f"{say}uncertainties of {mod['type']} {mod['name']!r} on {sample['name']!r}",
+                )
+    return bool(ok)
+
+
+def check_parameter_bounds(par: dict, report: Report, file: str, ptr: str, say: str = "") -> bool:
+    """Refuse inverted bounds (lower above upper) of one measurement parameter; True when
+    every pair is ordered."""
+    ok = True
+    for b, (lo, hi) in enumerate(par.get("bounds", [])):
+        if not lo <= hi:
+            ok = False
+            report.error(
+                file,
+                f"{ptr}/bounds/{b}",
+                f"{say}bounds of {par['name']!r} are inverted: lower {lo:g} is above upper {hi:g}",
+            )
+    return ok
+
+
+def check_duplicate_keys(duplicates: list[tuple[str, str]], report: Report, file: str) -> None:
+    """Refuse every key repeated within one JSON object, at its pointer (JSON readers
+    disagree on which value wins, so the document is ambiguous)."""
+    for pointer, key in duplicates:
+        report.error(
+            file,
+            pointer,
+            f"duplicate key {key!r}: it appears more than once in the same object "
+            "(JSON keys must be unique; readers disagree on which value wins)",
         )
 
 
@@ -237,13 +327,7 @@ def _check_measurement(meas, modifiers, report, file, ptr, say, require_poi):
                 f"{say}measurement parameter {par['name']!r} names no modifier",
             )
         bounds = par.get("bounds", [])
-        for b, (lo, hi) in enumerate(bounds):
-            if lo > hi:
-                report.error(
-                    file,
-                    f"{pptr}/bounds/{b}",
-                    f"{say}bounds of {par['name']!r} have lower {lo:g} above upper {hi:g}",
-                )
+        check_parameter_bounds(par, report, file, pptr, say)
         for i, init in enumerate(par.get("inits", [])):
             if i < len(bounds) and not bounds[i][0] <= init <= bounds[i][1]:
                 report.error(

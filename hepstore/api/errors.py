@@ -23,7 +23,10 @@ def error_response(code: str, message: str, problems=None, http_status: int = 40
 
 def exception_handler(exc, context):
     if isinstance(exc, HepstoreError):
-        return error_response(exc.code, exc.message, exc.problems, exc.status)
+        response = error_response(exc.code, exc.message, exc.problems, exc.status)
+        if getattr(exc, "retry_after", None):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, Http404):
         return error_response("not_found", str(exc) or "Not found.", http_status=404)
     response = drf_exception_handler(exc, context)
