@@ -138,30 +138,36 @@ def sweep(wait: float | None = 0) -> list[Path]:
     database row names, the `.incoming-*` files beside them, the journals, and abandoned
     scratch directories. Holds the storage lock exclusively; with wait=0 it does nothing
     (raises Busy) while another ingestion is writing. Returns the paths removed."""
-    removed: list[Path] = []
     with scratch.exclusive_storage(wait):
-        for journal in scratch.journal_paths():
-            try:
-                listed = [Path(line) for line in journal.read_text().split("\n") if line]
-            except OSError:
-                continue
-            keep = referenced_shas({p.name.removesuffix(".json") for p in listed})
-            folders = set()
-            for path in listed:
-                folders.add(path.parent)
-                if path.name.removesuffix(".json") not in keep and path.exists():
-                    path.unlink(missing_ok=True)
-                    removed.append(path)
-            for folder in folders:
-                if folder.is_dir():
-                    for tmp in folder.glob(f"{INCOMING}*"):
-                        tmp.unlink(missing_ok=True)
-                        removed.append(tmp)
-            journal.unlink(missing_ok=True)
-            removed.append(journal)
-        for entry in scratch.stale_entries():
-            scratch.remove(entry)
-            removed.append(entry)
+        removed = sweep_locked()
     if removed:
         log.info("removed %d leftover(s) of interrupted ingestions", len(removed))
+    return removed
+
+
+def sweep_locked() -> list[Path]:
+    """sweep's work; the caller holds the storage lock exclusively."""
+    removed: list[Path] = []
+    for journal in scratch.journal_paths():
+        try:
+            listed = [Path(line) for line in journal.read_text().split("\n") if line]
+        except OSError:
+            continue
+        keep = referenced_shas({p.name.removesuffix(".json") for p in listed})
+        folders = set()
+        for path in listed:
+            folders.add(path.parent)
+            if path.name.removesuffix(".json") not in keep and path.exists():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        for folder in folders:
+            if folder.is_dir():
+                for tmp in folder.glob(f"{INCOMING}*"):
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
+        journal.unlink(missing_ok=True)
+        removed.append(journal)
+    for entry in scratch.stale_entries():
+        scratch.remove(entry)
+        removed.append(entry)
     return removed

@@ -247,8 +247,10 @@ def index_pending() -> int:
     for pk in AnalysisVersion.objects.filter(search_pending=True).values_list("pk", flat=True):
         try:
             index_version(pk)
-        except HepstoreError as exc:
-            log.warning("search index not updated for version %s: %s", pk, exc)
+        except (HepstoreError, OSError, KeyError, TypeError, ValueError) as exc:
+            # A search outage, or a stored document fsck will report as missing/corrupt:
+            # the version stays marked and is tried again next time.
+            log.warning("search index not updated for version %s: %r", pk, exc)
             continue
         AnalysisVersion.objects.filter(pk=pk).update(search_pending=False)
         done += 1
