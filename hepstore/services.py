@@ -143,7 +143,8 @@ def _record(regions, publication, user, note, writer) -> AnalysisVersion:
     if analysis.pk and analysis.collaboration_id != collaboration.pk:
         raise InvalidSubmission(
             f"INSPIRE record {publication.inspire_id} belongs to the "
-            f"{analysis.collaboration} collaboration"
+            f"{analysis.collaboration} collaboration (analysis {analysis.pk}); if that is "
+            "wrong, an administrator can reassign the analysis in the admin"
         )
     analysis.title = publication.title
     for attr in ("abstract", "inspire_id", "arxiv_id", "doi", "year"):

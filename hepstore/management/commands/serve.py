@@ -15,7 +15,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         if not opts["no_worker"]:
+            import threading
+
+            from hepstore.services import index_pending
             from reinterpret.jobs import start_embedded_worker
 
+            # Versions committed just before a crash, whose indexing never ran.
+            threading.Thread(target=index_pending, name="index-pending", daemon=True).start()
             start_embedded_worker()
         call_command("runserver", opts["addrport"], use_reloader=False, use_threading=True)

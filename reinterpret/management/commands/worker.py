@@ -16,6 +16,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
+        from hepstore.services import index_pending
+
+        # Versions committed just before a crash, whose indexing never ran.
+        index_pending()
         worker = Worker()
         if opts["once"]:
             worker.run_until_idle()
