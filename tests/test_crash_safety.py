@@ -113,6 +113,34 @@ def test_sigkilled_ingestion_leaves_exactly_the_referenced_blobs_after_fsck_repa
     assert not list((data / "tmp" / "requests").iterdir())
 
 
+@pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="uses the SQLite default")
+def test_two_identical_ingestions_at_once_store_one_version_and_name_it_to_the_other(tmp_path):
+    data = tmp_path / "data"
+    env = {**os.environ, "HEPSTORE_DATA_DIR": str(data), "LOG_LEVEL": "WARNING"}
+    env.pop("DATABASE_URL", None)
+    ws = examples.background_workspace()
+    bundle = write_bundle(tmp_path / "b", ws, examples.patchset(ws))
+    run(env, "migrate", "-v0")
+    command = [sys.executable, "manage.py", "ingest", str(bundle), "--title", "T"]
+    procs = [
+        subprocess.Popen(
+            [*command, "--collaboration", "ATLAS"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = sorted((p.wait(timeout=300), p.stderr.read()) for p in procs)
+    assert [code for code, _ in outcomes] == [0, 1], outcomes
+    assert "identical to version 1" in outcomes[1][1]
+    assert "locked" not in outcomes[1][1]
+    with sqlite3.connect(data / "hepstore.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM hepstore_analysisversion").fetchone() == (1,)
+
+
 def abandon_ingestion(blob_dir: Path) -> list[Path]:
     """What a process killed while writing blobs leaves: a journal, blobs, a temp file."""
     writer = blobs.BlobWriter().__enter__()
@@ -185,8 +213,12 @@ def test_fsck_repair_indexes_versions_missing_from_search(bundle, ingest):
     assert SearchDocument.objects.filter(likelihood__version=version).count() == 1
 
 
-def test_a_full_disk_mid_ingestion_is_a_clear_error_and_nothing_is_stored(
-    bundle, isolated_blobs, monkeypatch
+@pytest.mark.parametrize(
+    ("code", "status", "words"),
+    [(errno.ENOSPC, 507, "disk is full"), (errno.EROFS, 503, "not writable")],
+)
+def test_a_full_or_read_only_disk_mid_ingestion_is_a_clear_error_and_nothing_is_stored(
+    bundle, isolated_blobs, monkeypatch, code, status, words
 ):
     root, _, ps = bundle
     real_replace = os.replace
@@ -195,14 +227,14 @@ def test_a_full_disk_mid_ingestion_is_a_clear_error_and_nothing_is_stored(
     def replace(src, dst):
         calls["n"] += 1
         if calls["n"] > 5:  # the sixth blob finds the disk full
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise OSError(code, os.strerror(code))
         return real_replace(src, dst)
 
     monkeypatch.setattr(blobs.os, "replace", replace)
     with pytest.raises(StorageFailure) as caught:
         ingest_paths([root], PUB)
-    assert caught.value.status == 507
-    assert "disk is full" in caught.value.message and "nothing was stored" in caught.value.message
+    assert caught.value.status == status
+    assert words in caught.value.message and "nothing was stored" in caught.value.message
     assert not Likelihood.objects.exists() and not Blob.objects.exists()
     assert stored_files(isolated_blobs) == []
     assert scratch.journal_paths() == []
