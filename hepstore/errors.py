@@ -40,3 +40,10 @@ class NotFound(HepstoreError):
 class PermissionDenied(HepstoreError):
     code = "permission_denied"
     status = 403
+
+
+class AmbiguousPoint(HepstoreError):
+    """Label values that name more than one signal point (the candidates are the problems)."""
+
+    code = "ambiguous"
+    status = 400

@@ -3,6 +3,7 @@ likelihood archives of every type HEPData accepts, and HEPData's record archive 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from rest_framework.test import APIClient
 
 from hepstore import patching
 from hepstore.models import Analysis
@@ -232,6 +234,14 @@ def test_staus_as_hepdata_submission_validates_and_ingests(tmp_path, capsys):
     likelihood = version.likelihoods.get()
     assert likelihood.region == "Region-combined" and likelihood.signals.count() == 57
     assert Analysis.objects.get(inspire_id=1765529).versions.count() == 1
+    # Downloads are the files as published: their checksum is the published file's.
+    staus = require_shared("staus")
+    client = APIClient()
+    for path, file in (("background-only", "BkgOnly.json"), ("patchset", "patchset.json")):
+        response = client.get(f"/api/v1/likelihoods/{likelihood.pk}/{path}")
+        published = hashlib.sha256((staus / file).read_bytes()).hexdigest()
+        assert response["X-Content-SHA256"] == published
+        assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == published
 
 
 @pytest.mark.django_db
