@@ -242,6 +242,10 @@ def test_staus_as_hepdata_submission_validates_and_ingests(tmp_path, capsys):
         published = hashlib.sha256((staus / file).read_bytes()).hexdigest()
         assert response["X-Content-SHA256"] == published
         assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == published
+    # The record is addressed by its INSPIRE id.
+    assert client.get("/record/ins1765529").status_code == 200
+    record = client.get("/api/v1/records/ins1765529").json()
+    assert record["version"]["likelihoods"][0]["region"] == "Region-combined"
 
 
 @pytest.mark.django_db

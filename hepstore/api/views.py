@@ -11,7 +11,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hepstore import points, services
+from hepstore import citations, points, services
 from hepstore.api import serializers as s
 from hepstore.api.downloads import blob_download, bytes_download
 from hepstore.errors import InvalidSubmission, NotFound, UnusableInput
@@ -132,6 +132,42 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
         return bytes_download(
             request, data, f"{name}.json", **{"X-Background-Digest": lh.background_digest}
         )
+
+
+class RecordView(APIView):
+    """An analysis by its INSPIRE id, with one version (?version=N, the latest by default),
+    its likelihoods, links and how to cite it."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("version", int, description="version number")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request, inspire_id: int):
+        analysis = AnalysisViewSet.queryset.filter(inspire_id=inspire_id).first()
+        if analysis is None:
+            raise NotFound(f"no analysis with INSPIRE id {inspire_id} in the archive")
+        versions = {v.number: v for v in analysis.versions.all()}
+        wanted = request.query_params.get("version")
+        if wanted is None:
+            number = max(versions, default=None)
+        elif wanted.isdigit():
+            number = int(wanted)
+        else:
+            raise UnusableInput("version must be a version number")
+        if number not in versions:
+            raise NotFound(
+                f"no version {number} of INSPIRE record {inspire_id}; versions: "
+                f"{', '.join(map(str, sorted(versions))) or 'none'}"
+            )
+        version = versions[number]
+        body = s.AnalysisSerializer(analysis, context={"request": request}).data
+        url = f"{body['links']['record']}?version={number}"
+        body["version"] = s.VersionSerializer(version, context={"request": request}).data
+        body["versions"] = sorted(versions)
+        body["citation"] = citations.citations(analysis, version, url)
+        return Response(body)
 
 
 class ValidateView(APIView):
