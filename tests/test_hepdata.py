@@ -260,3 +260,34 @@ def test_broken_staus_submission_is_rejected_naming_file_and_key(tmp_path, capsy
     assert problem["file"] == "submission.yaml"
     assert problem["pointer"] == "/0/additional_resources/1/location"
     assert "'Likelihood.tar.xz' is not in the submission" in problem["message"]
+
+
+@pytest.mark.django_db
+def test_the_validate_api_reads_an_uploaded_hepdata_record_archive(tmp_path, example_docs):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    folder = hepdata_submission(tmp_path / "sub", example_members(example_docs))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for f in sorted(folder.iterdir()):
+            zf.write(f, f"HEPData-ins1-v1-yaml/{f.name}")
+    upload = SimpleUploadedFile("HEPData-ins1-v1-yaml.zip", buffer.getvalue())
+    report = APIClient().post("/api/v1/validate", {"file": upload}).json()
+    assert report["valid"], report["problems"]
+    assert report["summary"]["region_count"] == 1
+
+
+@pytest.mark.django_db
+def test_the_validate_api_reads_submission_yaml_uploaded_beside_its_archive(tmp_path, example_docs):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    folder = hepdata_submission(tmp_path / "sub", example_members(example_docs))
+    (folder / "submission.yaml").write_text(
+        (folder / "submission.yaml").read_text().replace("Likelihoods.tar.xz", "Missing.tar.xz")
+    )
+    files = [SimpleUploadedFile(f.name, f.read_bytes()) for f in sorted(folder.iterdir())]
+    report = APIClient().post("/api/v1/validate", {"file": files}).json()
+    assert not report["valid"]
+    (problem,) = report["problems"]
+    assert problem["file"] == "submission.yaml"
+    assert problem["pointer"] == "/0/additional_resources/1/location"
