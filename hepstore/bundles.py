@@ -290,38 +290,63 @@ def _from_submission_yaml(path: Path, report: Report, rel, workdir: Path) -> lis
             region.patchset = _read(entry.patchset, report, rel)
             region.sources["patchset"] = entry.patchset
         regions.append(region)
-    for i, resource in enumerate(submission.resources):
-        found = _resource_regions(resource, report, rel, workdir / f"resource-{i + 1}", name)
-        if len(submission.resources) > 1:
+    archives = [r for r in submission.resources if r.is_archive]
+    for i, resource in enumerate(archives):
+        found = _archive_regions(resource, report, rel, workdir / f"resource-{i + 1}", name)
+        if len(archives) > 1:
             stem = Path(resource.location).name.split(".")[0]
             for region in found:
                 region.name = f"{stem}-{region.name}" if region.name != "main" else stem
         regions += found
+    documents = [r for r in submission.resources if not r.is_archive]
+    if documents:
+        regions += _document_regions(documents, report, rel, name)
     if len({r.name for r in regions}) != len(regions):
         for i, region in enumerate(regions):
             region.name = f"{region.name}-{i + 1}"
     return regions
 
 
-def _resource_regions(resource, report: Report, rel, workdir: Path, yaml_name: str):
-    """Regions inside one HistFactory resource; a resource that holds none, or cannot be
-    read, is an error at its location in submission.yaml."""
-    label = rel(resource.path) + "/"
+def _resource_problem(report: Report, yaml_name: str, resource, message: str) -> None:
+    report.error(
+        yaml_name,
+        resource.pointer,
+        f"line {resource.line}: HistFactory resource {resource.location!r}: {message}",
+    )
+
+
+def _archive_regions(resource, report: Report, rel, workdir: Path, yaml_name: str):
+    """Regions inside one archive resource; one that holds none, or cannot be read, is an
+    error at its location in submission.yaml."""
     try:
-        if resource.is_archive:
-            root = workdir / "unpacked"
-            unpack(resource.path, root)
-            return find_regions([root], report, root, prefix=label)
-        regions = find_regions([resource.path], report, None)
-        for region in regions:
-            region.name = Path(resource.location).stem
-        return regions
+        root = workdir / "unpacked"
+        unpack(resource.path, root)
+        return find_regions([root], report, root, prefix=rel(resource.path) + "/")
     except TooLarge:
         raise
     except UnusableInput as exc:
-        report.error(
-            yaml_name,
-            resource.pointer,
-            f"line {resource.line}: HistFactory resource {resource.location!r}: {exc.message}",
-        )
+        _resource_problem(report, yaml_name, resource, exc.message)
         return []
+
+
+def _document_regions(resources, report: Report, rel, yaml_name: str) -> list[Region]:
+    """Regions of the JSON resources, read together so that a patchset given as a resource
+    of its own pairs with the workspace beside it. Each region is named after its workspace
+    file; a JSON resource that ends up in no region is an error at its location."""
+    try:
+        regions = find_regions([r.path for r in resources], report, None)
+    except UnusableInput as exc:
+        _resource_problem(report, yaml_name, resources[0], exc.message)
+        return []
+    used = {path for region in regions for path in region.sources.values()}
+    for resource in resources:
+        if resource.path not in used:
+            _resource_problem(
+                report,
+                yaml_name,
+                resource,
+                "is neither a workspace nor a patchset beside one (in the same folder)",
+            )
+    for region in regions:
+        region.name = region.sources["workspace"].stem
+    return regions

@@ -291,3 +291,34 @@ def test_the_validate_api_reads_submission_yaml_uploaded_beside_its_archive(tmp_
     (problem,) = report["problems"]
     assert problem["file"] == "submission.yaml"
     assert problem["pointer"] == "/0/additional_resources/1/location"
+
+
+def test_workspace_and_patchset_given_as_two_json_resources_pair_up(tmp_path, example_docs):
+    ws, ps = example_docs
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "BkgOnly.json").write_text(json.dumps(ws))
+    (folder / "patchset.json").write_text(json.dumps(ps))
+    (folder / "submission.yaml").write_text(
+        FIRST.format(location="BkgOnly.json", kind="HistFactory")
+        + '- {location: "patchset.json", description: "signals", type: HistFactory}\n'
+    )
+    report, regions = validate_paths([folder])
+    assert report.valid, report.problems
+    (region,) = regions
+    assert region.name == "BkgOnly" and len(region.patchset["patches"]) == len(ps["patches"])
+
+
+def test_a_lone_patchset_resource_is_an_error_at_its_location(tmp_path, example_docs):
+    ws, ps = example_docs
+    folder = tmp_path / "sub"
+    (folder / "signals").mkdir(parents=True)
+    (folder / "BkgOnly.json").write_text(json.dumps(ws))
+    (folder / "signals" / "patchset.json").write_text(json.dumps(ps))
+    (folder / "submission.yaml").write_text(
+        FIRST.format(location="BkgOnly.json", kind="HistFactory")
+        + '- {location: "signals/patchset.json", type: HistFactory}\n'
+    )
+    report, _ = validate_paths([folder])
+    problem = problem_at(report, "/0/additional_resources/2/location")
+    assert problem.message.startswith("line 8: ") and "beside one" in problem.message
