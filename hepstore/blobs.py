@@ -1,4 +1,5 @@
-"""Content-addressed blob storage: canonical JSON stored once under its sha256.
+"""Content-addressed blob storage: documents stored once under the sha256 of their bytes,
+in canonical JSON (put_json) or as they were published (put_file).
 
 Layout: <HEPSTORE_BLOB_DIR>/<aa>/<bb>/<sha256>.json. Files are written to a temporary name
 (`.incoming-*` beside the target) and renamed, so a reader never sees a partial file.
@@ -104,6 +105,40 @@ class BlobWriter:
         self._journal.flush()
         os.fsync(self._journal.fileno())
 
+    def put_file(self, source: Path) -> tuple[str, int]:
+        """Store a file's bytes unchanged (the published form), named by their sha256;
+        returns (sha256, size in bytes). Copied in chunks, never read whole; journalled like
+        put_json so a killed ingestion leaves nothing behind once swept."""
+        root = Path(settings.HEPSTORE_BLOB_DIR)
+        digest = hashlib.sha256()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=root, prefix=INCOMING)
+            size = 0
+            try:
+                with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+                    while chunk := src.read(1 << 20):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                sha = digest.hexdigest()
+                path = blob_path(sha)
+                if path.exists():
+                    Path(tmp).unlink()
+                    return sha, size
+                self._log(path)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise (scratch.storage_failure(exc, "write to the blob store") or exc) from exc
+        self.created.append(path)
+        return sha, size
+
     def discard(self) -> None:
         """After a failed ingestion: leave the journal to sweep, which removes what this
         writer created and nobody references, as soon as no other ingestion is writing."""
@@ -154,7 +189,7 @@ def sweep_locked() -> list[Path]:
         except OSError:
             continue
         keep = referenced_shas({p.name.removesuffix(".json") for p in listed})
-        folders = set()
+        folders = {Path(settings.HEPSTORE_BLOB_DIR)}  # put_file's temporary files live there
         for path in listed:
             folders.add(path.parent)
             if path.name.removesuffix(".json") not in keep and path.exists():

@@ -69,3 +69,10 @@ class AlreadyStored(HepstoreError):
 
     code = "already_stored"
     status = 409
+
+
+class AmbiguousPoint(HepstoreError):
+    """Label values that name more than one signal point (the candidates are the problems)."""
+
+    code = "ambiguous"
+    status = 400

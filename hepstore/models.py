@@ -92,6 +92,14 @@ class Likelihood(models.Model):
     patchset = models.ForeignKey(
         Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The files as submitted (None where the portal assembled the document, e.g. a patchset
+    # from per-point files): downloads serve these bytes, the canonical blobs feed the rest.
+    background_published = models.ForeignKey(
+        Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    patchset_published = models.ForeignKey(
+        Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # sha256 of the background-only workspace in the patchset convention (see jsonio).
     background_digest = models.CharField(max_length=64)
     labels = models.JSONField(default=list)

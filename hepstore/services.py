@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from django.db import IntegrityError, OperationalError, transaction
 
 from hepstore import blobs
 from hepstore.blobs import BlobWriter
-from hepstore.bundles import open_submission
+from hepstore.bundles import PLACEHOLDER_REFERENCE, open_submission
 from hepstore.errors import (
     AlreadyStored,
     Busy,
@@ -38,17 +39,24 @@ log = logging.getLogger(__name__)
 
 def validate_paths(paths: list[Path]) -> tuple[Report, list[Region]]:
     """Validate a submission; the regions carry their parsed documents and summaries."""
+    with validated(paths) as (report, regions):
+        return report, regions
+
+
+@contextlib.contextmanager
+def validated(paths: list[Path]) -> Iterator[tuple[Report, list[Region]]]:
+    """The validated submission, its files (Region.sources) readable inside the block."""
     report = Report()
     with open_submission(paths, report) as regions:
         for region in regions:
             validate_region(region, report)
-    report.summary = {
-        "regions": {r.name: r.summary for r in regions},
-        "region_count": len(regions),
-        "errors": len(report.errors),
-        "warnings": len(report.problems) - len(report.errors),
-    }
-    return report, regions
+        report.summary = {
+            "regions": {r.name: r.summary for r in regions},
+            "region_count": len(regions),
+            "errors": len(report.errors),
+            "warnings": len(report.problems) - len(report.errors),
+        }
+        yield report, regions
 
 
 @dataclass(frozen=True)
@@ -76,15 +84,15 @@ def ingest_paths(
     """
     if not publication.title.strip() or not publication.collaboration.strip():
         raise UnusableInput("a title and a collaboration are required")
-    report, regions = validate_paths(paths)
-    if not report.valid:
-        return report, None
-    if not regions:
-        report.error("", "", "the submission holds no likelihood")
-        return report, None
-    with contextlib.suppress(Busy):
-        blobs.sweep(wait=0)  # what a killed ingestion left, if no other one is writing
-    version = _store_all_or_nothing(regions, publication, user, note)
+    with validated(paths) as (report, regions):
+        if not report.valid:
+            return report, None
+        if not regions:
+            report.error("", "", "the submission holds no likelihood")
+            return report, None
+        with contextlib.suppress(Busy):
+            blobs.sweep(wait=0)  # what a killed ingestion left, if no other one is writing
+        version = _store_all_or_nothing(regions, publication, user, note)
     transaction.on_commit(lambda: _after_commit(version.pk))
     log.info("ingested %s (%d regions)", version, len(regions))
     return report, version
@@ -155,6 +163,10 @@ def _record(regions, publication, user, note, writer) -> AnalysisVersion:
         analysis.keywords = list(publication.keywords)
     analysis.save()
     last = analysis.versions.select_for_update().order_by("-number").first()
+    if publication.inspire_id:
+        for region in regions:
+            if region.patchset is not None:
+                _cite_in_assembled_patchset(region.patchset, publication.inspire_id)
     stored = [
         (
             region,
@@ -173,11 +185,14 @@ def _record(regions, publication, user, note, writer) -> AnalysisVersion:
         search_pending=True,
     )
     for region, bkg, ps in stored:
+        published = {role: _store_file(writer, path) for role, path in region.sources.items()}
         likelihood = Likelihood.objects.create(
             version=version,
             region=region.name,
             background=bkg,
             patchset=ps,
+            background_published=published.get("workspace"),
+            patchset_published=published.get("patchset") if ps is not None else None,
             background_digest=patchset_digest(region.workspace),
             labels=region.patchset["metadata"]["labels"] if region.patchset else [],
             summary=region.summary,
@@ -229,6 +244,21 @@ def _store(writer: BlobWriter, document) -> Blob:
     sha, size = writer.put_json(document)
     blob, _ = Blob.objects.get_or_create(sha256=sha, defaults={"size": size})
     return blob
+
+
+def _store_file(writer: BlobWriter, path: Path) -> Blob:
+    """The file's bytes as they were submitted, named by their sha256."""
+    sha, size = writer.put_file(path)
+    blob, _ = Blob.objects.get_or_create(sha256=sha, defaults={"size": size})
+    return blob
+
+
+def _cite_in_assembled_patchset(patchset: dict, inspire_id: int) -> None:
+    """A patchset the portal assembled from per-point files cites the publication once
+    ingestion knows it (validation alone cannot: it has only a placeholder)."""
+    references = patchset["metadata"].setdefault("references", {})
+    if references.get("hepdata") == PLACEHOLDER_REFERENCE:
+        references["hepdata"] = f"ins{inspire_id}"
 
 
 def _after_commit(version_pk: int) -> None:
@@ -308,22 +338,33 @@ def patched_workspace(likelihood: Likelihood, name: str) -> dict:
 
 
 def region_archive(likelihood: Likelihood) -> bytes:
-    """The region as .tar.gz in the one-directory-per-region layout."""
+    """The region as .tar.gz in the one-directory-per-region layout, holding the files as
+    published (canonical JSON where the portal assembled them). Deterministic: members in
+    name order with fixed metadata (mtime = the version's creation, uid/gid 0) inside a gzip
+    stream without a timestamp, so the same region is the same bytes on every request."""
+    import gzip
     import io
     import tarfile
-    import time
 
     folder = likelihood.region or "region"
+    mtime = int(likelihood.version.created.timestamp())
+    members = [("BkgOnly.json", likelihood.background_published_id or likelihood.background_id)]
+    if likelihood.patchset_id:
+        members.append(
+            ("patchset.json", likelihood.patchset_published_id or likelihood.patchset_id)
+        )
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
-        members = [("BkgOnly.json", likelihood.background_id)]
-        if likelihood.patchset_id:
-            members.append(("patchset.json", likelihood.patchset_id))
-        for name, sha in members:
-            data = blobs.read_bytes(sha)
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tf,
+    ):
+        for name, sha in sorted(members):
             info = tarfile.TarInfo(f"{folder}/{name}")
-            info.size = len(data)
-            info.mtime = int(time.time())
+            info.size = blobs.blob_path(sha).stat().st_size
+            info.mtime = mtime
             info.mode = 0o644
-            tf.addfile(info, io.BytesIO(data))
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with blobs.blob_path(sha).open("rb") as data:
+                tf.addfile(info, data)
     return buffer.getvalue()

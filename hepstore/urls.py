@@ -8,6 +8,7 @@ from reinterpret import views as reinterpret_views
 urlpatterns = [
     path("", views.analysis_list, name="analysis-list"),
     path("analyses/<int:pk>/", views.analysis_detail, name="analysis-detail"),
+    path("record/ins<int:inspire_id>", views.record_page, name="record"),
     path("likelihoods/<int:pk>/", views.likelihood_detail, name="likelihood-detail"),
     path(
         "likelihoods/<int:pk>/signals/<str:name>/",

@@ -44,6 +44,9 @@ class Region:
     patchset_file: str | None = None
     patchset: dict | None = None
     summary: dict = field(default_factory=dict)
+    # The files as submitted ("workspace", "patchset" -> path), readable while the
+    # submission is open: ingestion stores their bytes as published.
+    sources: dict = field(default_factory=dict)
 
 
 @dataclass

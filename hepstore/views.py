@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
-from hepstore import services
+from hepstore import citations, services
 from hepstore.errors import HepstoreError
 from hepstore.models import Analysis, Likelihood
 from hepstore.uploads import refuse_oversized, saved_uploads
@@ -30,9 +31,37 @@ def analysis_list(request):
 
 def analysis_detail(request, pk: int):
     analysis = get_object_or_404(Analysis.objects.select_related("collaboration"), pk=pk)
-    versions = analysis.versions.prefetch_related("likelihoods")
+    return _analysis_page(request, analysis)
+
+
+def record_page(request, inspire_id: int):
+    """The analysis by its INSPIRE id: /record/ins<N>, the address to cite."""
+    analysis = get_object_or_404(
+        Analysis.objects.select_related("collaboration"), inspire_id=inspire_id
+    )
+    return _analysis_page(request, analysis)
+
+
+def _analysis_page(request, analysis: Analysis):
+    versions = list(analysis.versions.prefetch_related("likelihoods"))
+    chosen = request.GET.get("version", "")
+    if chosen.isdigit():
+        versions = [v for v in versions if v.number == int(chosen)]
+        if not versions:
+            raise Http404(f"no version {chosen} of this analysis")
+    record_url = request.build_absolute_uri(citations.record_path(analysis))
+    cited = [
+        (v, citations.citations(analysis, v, f"{record_url}?version={v.number}")) for v in versions
+    ]
     return render(
-        request, "hepstore/analysis_detail.html", {"analysis": analysis, "versions": versions}
+        request,
+        "hepstore/analysis_detail.html",
+        {
+            "analysis": analysis,
+            "versions": cited,
+            "links": citations.links(analysis),
+            "record_url": record_url,
+        },
     )
 
 

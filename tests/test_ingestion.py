@@ -38,8 +38,8 @@ def test_valid_submission_is_stored_with_its_signal_points(bundle, isolated_blob
     lh = Likelihood.objects.get()
     assert lh.region == "RegionA" and lh.labels == ["m1", "m2"]
     assert lh.signals.count() == len(ps["patches"])
-    # The background, the patchset, and each point's patch on its own.
-    assert len(stored_files(isolated_blobs)) == 2 + len(ps["patches"])
+    # The background and the patchset (canonical and as published), each point's patch.
+    assert len(stored_files(isolated_blobs)) == 4 + len(ps["patches"])
     assert blobs.read_json(lh.patchset_id) == ps
     point = lh.signals.get(name=ps["patches"][3]["metadata"]["name"])
     assert blobs.read_json(point.patch_id) == ps["patches"][3]["patch"]
@@ -79,8 +79,9 @@ def test_changed_resubmission_becomes_the_next_version_and_blobs_are_deduplicate
     _, v2 = ingest_paths([root], PUB)
     assert v2.number == 2 and Analysis.objects.count() == 1
     assert AnalysisVersion.objects.count() == 2
-    # One background, two patchsets, and the points' patches stored once.
-    stored = 3 + len(ps["patches"]) + 1
+    # One background and two patchsets, each canonical and as published, and the points'
+    # patches stored once.
+    stored = 2 * 3 + len(ps["patches"]) + 1
     assert Blob.objects.count() == stored and len(stored_files(isolated_blobs)) == stored
 
 

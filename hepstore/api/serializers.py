@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from hepstore import citations
 from hepstore.models import Analysis, AnalysisVersion, Likelihood, SignalPoint
 
 
@@ -29,6 +30,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api-analysis-detail")
     collaboration = serializers.CharField(source="collaboration.name")
     latest_version = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
 
     class Meta:
         model = Analysis
@@ -45,7 +47,16 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "year",
             "created",
             "latest_version",
+            "links",
         ]
+
+    def get_links(self, obj) -> dict[str, str]:
+        """INSPIRE, HEPData, arXiv and DOI addresses, and the portal's citable record."""
+        found = citations.links(obj)
+        request = self.context.get("request")
+        record = citations.record_path(obj)
+        found["record"] = request.build_absolute_uri(record) if request else record
+        return found
 
     def get_latest_version(self, obj) -> int | None:
         numbers = [v.number for v in obj.versions.all()]

@@ -13,5 +13,6 @@ urlpatterns = [
     path("validate", views.ValidateView.as_view(), name="api-validate"),
     path("submissions", views.SubmissionView.as_view(), name="api-submissions"),
     path("search/", views.SearchView.as_view(), name="api-search"),
+    path("records/ins<int:inspire_id>", views.RecordView.as_view(), name="api-record"),
     path("", include(router.urls)),
 ]

@@ -4,6 +4,11 @@ from reinterpret.api import views
 
 urlpatterns = [
     path(
+        "likelihoods/<int:pk>/signals/result",
+        views.point_result_by_values,
+        name="api-point-result-by-values",
+    ),
+    path(
         "likelihoods/<int:pk>/signals/<str:name>/result",
         views.point_result,
         name="api-point-result",

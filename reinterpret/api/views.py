@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from hepstore import points
 from hepstore.errors import NotFound
 from hepstore.models import Likelihood
 from hepstore.services import background_workspace
@@ -38,6 +39,25 @@ def point_result(request, pk: int, name: str):
     likelihood = get_object_or_404(Likelihood, pk=pk)
     result, cached = services.archived_point_result(likelihood, name)
     response = Response({**result, "cached": cached})
+    response["X-Cache"] = "hit" if cached else "miss"
+    return response
+
+
+@extend_schema(
+    operation_id="likelihoods_signals_result_by_values",
+    parameters=[
+        OpenApiParameter("<label>", str, description="a label's value, e.g. msb=1000 (each label)")
+    ],
+    responses={200: OpenApiTypes.OBJECT},
+)
+@api_view(["GET"])
+def point_result_by_values(request, pk: int):
+    """The result of the archived point the label values name (?msb=1000&mn2=131&mn1=60):
+    400 listing the candidates when several points match, 404 with the nearest when none."""
+    likelihood = get_object_or_404(Likelihood, pk=pk)
+    point = points.resolve(likelihood, request.query_params)
+    result, cached = services.archived_point_result(likelihood, point.name)
+    response = Response({**result, "name": point.name, "cached": cached})
     response["X-Cache"] = "hit" if cached else "miss"
     return response
 
