@@ -8,6 +8,7 @@ from django.test import Client
 from hepstore import citations
 from hepstore.models import Analysis
 from hepstore.services import Publication, ingest_paths
+from tests.conftest import write_bundle
 
 pytestmark = pytest.mark.django_db
 PUB = Publication(
@@ -22,8 +23,10 @@ PUB = Publication(
 
 @pytest.fixture
 def two_versions(bundle):
-    root, _, _ = bundle
+    root, ws, ps = bundle
     ingest_paths([root], PUB, note="first")
+    ps["patches"].pop()  # an identical resubmission would be refused (409)
+    write_bundle(root, ws, ps)
     ingest_paths([root], PUB, note="second")
     return Analysis.objects.get(inspire_id=1765529)
 
