@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -39,7 +40,13 @@ def read_bytes(sha256: str) -> bytes:
 
 
 def read_json(sha256: str):
-    return jsonio.loads(read_bytes(sha256))
+    """A stored document. Blobs are canonical JSON written by this module after validation,
+    so they are parsed without the strict reader's checks (duplicate keys, depth, number
+    overflow), which cost about as much again as parsing a large patchset."""
+    try:
+        return json.loads(read_bytes(sha256))
+    except ValueError as exc:  # corrupt storage; fsck reports which blob
+        raise jsonio.JSONProblem(f"stored document {sha256} is not valid JSON: {exc}") from exc
 
 
 class BlobWriter:

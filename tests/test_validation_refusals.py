@@ -114,3 +114,20 @@ def test_check_parameter_bounds_on_its_own():
         ("/p/bounds/0", "bounds of 'mu' are inverted: lower 5 is above upper -5")
     ]
     assert check_parameter_bounds({"name": "mu", "bounds": [[0, 10]]}, Report(), "f", "/p")
+
+
+def test_a_bad_element_of_a_long_yield_array_is_reported_at_its_own_pointer(tmp_path, example_docs):
+    """Long all-number arrays are checked in bulk, not element by element by jsonschema;
+    one that is not all numbers is still checked whole, so the pointer is exact."""
+    ws, _ = example_docs
+    sample = ws["channels"][0]["samples"][0]
+    n = 1000
+    sample["data"] = [1.0] * n
+    sample["data"][500] = "12"
+    sample["modifiers"] = [m for m in sample["modifiers"] if m["type"] != "staterror"]
+    ws["observations"][0]["data"] = [1] * n
+    report, _ = validate_paths([write_bundle(tmp_path / "case", ws)])
+    assert has_error(report, "BkgOnly", "/channels/0/samples/0/data/500", "not of type 'number'")
+    sample["data"][500] = True
+    report, _ = validate_paths([write_bundle(tmp_path / "case2", ws)])
+    assert has_error(report, "BkgOnly", "/channels/0/samples/0/data/500", "not of type 'number'")
