@@ -325,7 +325,10 @@ def custom_operations(combination: Combination, payload, members=None) -> dict[s
         bkg = services_background(by_tag[tag].likelihood)
         try:
             ops = services.custom_signal_patch(bkg, sub)
-            services.apply_patch(bkg, ops)
+            patched = services.apply_patch(bkg, ops)
+            if "patch" in sub:
+                # Raw operations can make anything of the workspace: it must still be one.
+                _require_workspace(patched, f"/members/{tag}/patch")
         except ReinterpretError as exc:
             problems += [
                 {**p, "pointer": f"/members/{tag}{p.get('pointer', '')}"} for p in exc.problems
@@ -335,6 +338,24 @@ def custom_operations(combination: Combination, payload, members=None) -> dict[s
     if problems:
         raise CombinationInvalid("the signal is not usable", problems)
     return out
+
+
+def _require_workspace(workspace, pointer: str) -> None:
+    from hepstore.schemas import validator
+
+    errors = list(validator("workspace").iter_errors(workspace))[:10]
+    if errors:
+        raise ReinterpretError(
+            "the patched workspace is not a valid workspace",
+            [
+                _problem(
+                    pointer,
+                    f"the workspace after the patch, at "
+                    f"{''.join(f'/{p}' for p in e.absolute_path) or '/'}: {e.message}",
+                )
+                for e in errors
+            ],
+        )
 
 
 def custom_result(combination: Combination, operations: dict[str, list]) -> tuple[dict, bool]:

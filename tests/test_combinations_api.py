@@ -162,6 +162,14 @@ def test_custom_signal_with_yields_per_member(client, regions):
     assert bad.status_code == 422
     pointers = {p["pointer"] for p in bad.json()["error"]["problems"]}
     assert {"/members/A/signal/SR_meff", "/members/Z"} <= pointers
+    broken = client.post(
+        url,
+        {"members": {"B": {"patch": [{"op": "remove", "path": "/observations"}]}}},
+        format="json",
+    )
+    assert broken.status_code == 422
+    (problem,) = broken.json()["error"]["problems"]
+    assert problem["pointer"] == "/members/B/patch" and "observations" in problem["message"]
 
 
 def test_whole_grid_scan_through_the_job_queue_with_contour(client, regions):

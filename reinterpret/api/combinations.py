@@ -94,8 +94,11 @@ def _job_response(request, job: Job) -> Response:
     methods=["POST"],
     request=CombinationRequestSerializer,
     responses={201: OpenApiTypes.OBJECT},
+    operation_id="combinations_create",
 )
-@extend_schema(methods=["GET"], responses={200: OpenApiTypes.OBJECT})
+@extend_schema(
+    methods=["GET"], responses={200: OpenApiTypes.OBJECT}, operation_id="combinations_list"
+)
 @api_view(["GET", "POST"])
 def combination_list(request):
     """GET: the stored combinations (newest first). POST: create one; refused (422) with every
