@@ -72,7 +72,9 @@ def pyhf_combined(name: str, decorrelate: list[str]) -> tuple[pyhf.Workspace, di
         spec, source = member_workspace(folder, name)
         sources[tag] = source
         ws = pyhf.Workspace(spec)
-        present = {m for m in ws.model().config.parameters}
+        present = {
+            m["name"] for c in spec["channels"] for s in c["samples"] for m in s["modifiers"]
+        }
         modifiers = {n: f"{n}_{tag}" for n in decorrelate if n in present}
         parts.append(ws.rename(modifiers=modifiers, channels=CHANNEL_RENAMES.get(tag, {})))
     return pyhf.Workspace.combine(parts[0], parts[1], join="outer"), sources

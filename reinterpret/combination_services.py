@@ -328,7 +328,7 @@ def custom_operations(combination: Combination, payload, members=None) -> dict[s
             patched = services.apply_patch(bkg, ops)
             if "patch" in sub:
                 # Raw operations can make anything of the workspace: it must still be one.
-                _require_workspace(patched, f"/members/{tag}/patch")
+                _require_workspace(patched, "/patch")
         except ReinterpretError as exc:
             problems += [
                 {**p, "pointer": f"/members/{tag}{p.get('pointer', '')}"} for p in exc.problems
