@@ -133,7 +133,9 @@ class Combiner:
         if final:
             self._check_members(problems)
         uses = [_parameter_uses(ws) for ws in workspaces]
-        base_uses = uses if final else [_parameter_uses(m.workspace) for m in self.members]
+        if final:
+            self._base_uses = uses
+        base_uses = self._base_uses
         measurements = []
         for member, ws in zip(self.members, workspaces, strict=True):
             index = _measurement_index(ws, member.measurement)
