@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hepstore import views
+from reinterpret import combination_views
 from reinterpret import views as reinterpret_views
 
 urlpatterns = [
@@ -14,6 +15,13 @@ urlpatterns = [
         "likelihoods/<int:pk>/signals/<str:name>/",
         reinterpret_views.point_page,
         name="point-result",
+    ),
+    path("combinations/", combination_views.combination_list, name="combination-list"),
+    path("combinations/<int:pk>/", combination_views.combination_detail, name="combination-detail"),
+    path(
+        "combinations/<int:pk>/points/<str:name>/",
+        combination_views.combination_point,
+        name="combination-point",
     ),
     path("validate", views.validate_page, name="validate"),
     path("search", views.search_page, name="search"),

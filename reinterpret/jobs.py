@@ -21,17 +21,20 @@ from django.utils import timezone
 
 from reinterpret import services
 from reinterpret.errors import ReinterpretError, TooBusy
-from reinterpret.models import Job, JobKind, JobState, ScanPointResult
+from reinterpret.models import COMBINATION_KINDS, Job, JobKind, JobState, ScanPointResult
 
 log = logging.getLogger(__name__)
 
 
-def submit(likelihood, kind: str, params: dict) -> Job:
-    """Queue a job, or refuse (429) when the queue is full."""
+def submit(likelihood, kind: str, params: dict, combination=None) -> Job:
+    """Queue a job (on a likelihood, or on a combination), or refuse (429) when the queue
+    is full."""
     queued = Job.objects.filter(state__in=[JobState.QUEUED, JobState.RUNNING]).count()
     if queued >= settings.REINTERPRET_MAX_QUEUED_JOBS:
         raise TooBusy(f"{queued} jobs are queued or running; try again later")
-    return Job.objects.create(kind=kind, likelihood=likelihood, params=params)
+    return Job.objects.create(
+        kind=kind, likelihood=likelihood, combination=combination, params=params
+    )
 
 
 def cancel(job: Job) -> Job:
@@ -71,7 +74,12 @@ def claim(worker: str) -> Job | None:
 def run(job: Job) -> None:
     """Execute a claimed job to a terminal state."""
     try:
-        result = _run_scan(job) if job.kind == JobKind.SCAN else _run_custom(job)
+        if job.kind in COMBINATION_KINDS:
+            from reinterpret import combination_jobs
+
+            result = combination_jobs.run(job)
+        else:
+            result = _run_scan(job) if job.kind == JobKind.SCAN else _run_custom(job)
     except ReinterpretError as exc:
         _finish(job, JobState.FAILED, error=exc.message)
         return

@@ -34,6 +34,11 @@ TERMINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 class JobKind(models.TextChoices):
     CUSTOM = "custom", "custom signal"
     SCAN = "scan", "grid scan"
+    COMBINATION_CUSTOM = "combination_custom", "custom signal of a combination"
+    COMBINATION_SCAN = "combination_scan", "grid scan of a combination"
+
+
+COMBINATION_KINDS = (JobKind.COMBINATION_CUSTOM, JobKind.COMBINATION_SCAN)
 
 
 class Job(models.Model):
@@ -41,8 +46,12 @@ class Job(models.Model):
     state = models.CharField(
         max_length=20, choices=JobState.choices, default=JobState.QUEUED, db_index=True
     )
+    # A job works on one likelihood, or (combination kinds) on one combination.
     likelihood = models.ForeignKey(
-        "hepstore.Likelihood", on_delete=models.CASCADE, related_name="jobs"
+        "hepstore.Likelihood", on_delete=models.CASCADE, related_name="jobs", null=True, blank=True
+    )
+    combination = models.ForeignKey(
+        "Combination", on_delete=models.CASCADE, related_name="jobs", null=True, blank=True
     )
     params = models.JSONField(default=dict)
     progress_done = models.PositiveIntegerField(default=0)
@@ -80,3 +89,61 @@ class ScanPointResult(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "name"], name="unique_scan_point")]
+
+
+class Combination(models.Model):
+    """A named set of archived likelihoods (any versions, any analyses) fitted as one, with
+    the correlation policy (reinterpret.fitter.combine_policy.Policy.as_dict()) and the map of
+    member signal labels onto the combination's label names."""
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    policy = models.JSONField(default=dict)
+    label_map = models.JSONField(default=dict, help_text="member tag -> {its label: label}")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("combination-detail", args=[self.pk])
+
+
+class CombinationMember(models.Model):
+    combination = models.ForeignKey(Combination, on_delete=models.CASCADE, related_name="members")
+    likelihood = models.ForeignKey(
+        "hepstore.Likelihood", on_delete=models.PROTECT, related_name="combination_memberships"
+    )
+    tag = models.CharField(max_length=64, help_text="names the member in the policy")
+    position = models.PositiveIntegerField()
+    measurement = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["combination", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["combination", "tag"], name="unique_member_tag")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.combination} / {self.tag}"
+
+
+class CombinedResult(models.Model):
+    """One evaluated combined point, keyed by every member's digests (background and signal
+    patch, or none), the policy and the settings: combinations with the same members and
+    policy share it."""
+
+    key = models.CharField(max_length=64, unique=True)
+    combination = models.ForeignKey(
+        Combination, on_delete=models.SET_NULL, null=True, related_name="cached_results"
+    )
+    point = models.CharField(max_length=600, blank=True)
+    result = models.JSONField()
+    inputs = models.JSONField()
+    seconds = models.FloatField(default=0.0)
+    created = models.DateTimeField(auto_now_add=True)

@@ -118,3 +118,51 @@ def test_reinterpret_panel_scans_the_grid_and_evaluates_a_pasted_signal(
         assert page.locator("svg[aria-label$='post-fit']").count() == 2
     finally:
         worker.stop.set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_combine_two_regions_scan_and_read_a_points_provenance(live_server, tmp_path, browser_page):
+    from hepstore import examples
+    from reinterpret.jobs import start_embedded_worker
+    from tests.conftest import write_bundle
+    from tests.test_combine import region
+
+    a, b = region(), region("_B", 1.3)
+    ps_b = examples.patchset(b)
+    ps_b["patches"] = [p for p in ps_b["patches"] if p["metadata"]["values"][0] != 800]
+    root = tmp_path / "bundle"
+    write_bundle(root, a, examples.patchset(a), region="RegionA")
+    write_bundle(root, b, ps_b, region="RegionB")
+    _, version = ingest_paths([root], Publication(title="Example", collaboration="ATLAS"))
+    ids = {lh.region: lh.pk for lh in version.likelihoods.all()}
+    worker = start_embedded_worker()
+    try:
+        page = browser_page
+        page.goto(live_server.url + "/")
+        page.get_by_role("link", name="Combinations").click()
+        page.wait_for_url("**/combinations/")
+        page.fill("input[name=name]", "Regions A and B")
+        for region_name, tag in (("RegionA", "A"), ("RegionB", "B")):
+            page.check(f'input[name=member][value="{ids[region_name]}"]')
+            page.fill(f'input[name="tag-{ids[region_name]}"]', tag)
+        page.fill("input[name=decorrelate]", "lumi")
+        page.get_by_role("button", name="Check").click()
+        page.wait_for_selector("#verdict")
+        assert "Combines: 18 combined points" in page.inner_text("#verdict")
+        page.get_by_role("button", name="Create combination").click()
+        page.wait_for_url("**/combinations/*/")
+        assert "lumi" in page.inner_text("#policy")
+        assert page.locator("#signal-grid tbody tr").count() == 18
+        page.get_by_role("button", name="Compute CLs for every combined point").click()
+        page.wait_for_selector("#contour img", timeout=120000)
+        assert page.inner_text('tr[data-name="C1N2_300_0"] td.cls') not in ("", "–")
+        row = page.locator('tr[data-name="C1N2_800_100"]')
+        assert "background only" in row.inner_text()
+        page.get_by_role("link", name="C1N2_800_100", exact=True).click()
+        page.wait_for_selector("#point-verdict")
+        provenance = page.inner_text("#provenance")
+        assert "RegionA" in provenance and "background only" in provenance
+        assert "Combined: CLs obs =" in page.inner_text("#point-verdict")
+        page.screenshot(path=str(tmp_path / "combination_point.png"))
+    finally:
+        worker.stop.set()

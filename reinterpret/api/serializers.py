@@ -8,7 +8,8 @@ from reinterpret.models import Job
 class JobSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
-    likelihood = serializers.IntegerField(source="likelihood_id")
+    likelihood = serializers.IntegerField(source="likelihood_id", allow_null=True)
+    combination = serializers.IntegerField(source="combination_id", allow_null=True)
 
     class Meta:
         model = Job
@@ -18,6 +19,7 @@ class JobSerializer(serializers.ModelSerializer):
             "kind",
             "state",
             "likelihood",
+            "combination",
             "progress",
             "result",
             "error",
