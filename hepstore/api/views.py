@@ -5,17 +5,20 @@ from __future__ import annotations
 import hashlib
 
 from django.db.models import Prefetch
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, viewsets
-from rest_framework.decorators import action
+from rest_framework.decorators import action, api_view, permission_classes, schema
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hepstore import blobs, services
 from hepstore.api import serializers as s
+from hepstore.api.filters import AnalysisFilterSet
+from hepstore.converters import ID_REGEX
 from hepstore.errors import InvalidSubmission
 from hepstore.jsonio import canonical_bytes
 from hepstore.models import Analysis, AnalysisVersion, Likelihood
@@ -32,7 +35,11 @@ def json_download(data: bytes, filename: str, **headers) -> HttpResponse:
 
 
 class AnalysisViewSet(viewsets.ReadOnlyModelViewSet):
-    """Analyses with their publication metadata and versions."""
+    """Analyses with their publication metadata and versions, newest first; filtered by
+    collaboration, inspire_id, year and words (q)."""
+
+    filterset_class = AnalysisFilterSet
+    lookup_value_regex = ID_REGEX
 
     queryset = Analysis.objects.select_related("collaboration").prefetch_related(
         Prefetch("versions", queryset=AnalysisVersion.objects.prefetch_related("likelihoods"))
@@ -47,6 +54,7 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
 
     queryset = Likelihood.objects.select_related("version__analysis")
     serializer_class = s.LikelihoodSerializer
+    lookup_value_regex = ID_REGEX
 
     @extend_schema(
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "background-only workspace JSON")}
@@ -103,6 +111,7 @@ class ValidateView(APIView):
 
     parser_classes = [MultiPartParser, FormParser]
     permission_classes = [permissions.AllowAny]
+    throttle_scope = "validate"
 
     @extend_schema(
         request={"multipart/form-data": s.ValidateSerializer}, responses={200: OpenApiTypes.OBJECT}
@@ -120,6 +129,7 @@ class SubmissionView(APIView):
 
     parser_classes = [MultiPartParser, FormParser]
     permission_classes = [permissions.IsAuthenticated]
+    throttle_scope = "submissions"
 
     @extend_schema(
         request={"multipart/form-data": s.SubmissionSerializer},
@@ -160,3 +170,11 @@ class SearchView(APIView):
 
         query = search.SearchQuery.from_params(request.query_params)
         return Response(search.search(query).as_dict())
+
+
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@permission_classes([AllowAny])
+@schema(None)
+def unknown_path(request, rest: str = ""):
+    """Every path under /api/v1/ that names no endpoint: the envelope, not an HTML page."""
+    raise Http404(f"no API endpoint at {request.path}; see /api/v1/schema/")

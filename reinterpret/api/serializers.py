@@ -4,6 +4,10 @@ from rest_framework import serializers
 
 from reinterpret.models import Job
 
+# Names a scan request may list (before duplicates are dropped; the scan itself is bounded
+# by the patchset).
+MAX_SCAN_NAMES = 100_000
+
 
 class JobSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
@@ -19,6 +23,7 @@ class JobSerializer(serializers.ModelSerializer):
             "state",
             "likelihood",
             "progress",
+            "params",
             "result",
             "error",
             "created",
@@ -48,9 +53,10 @@ class ReinterpretRequestSerializer(serializers.Serializer):
 
 class ScanRequestSerializer(serializers.Serializer):
     points = serializers.ListField(
-        child=serializers.CharField(),
+        child=serializers.CharField(max_length=300),
         required=False,
-        help_text="names of the signal points (default: all)",
+        max_length=MAX_SCAN_NAMES,
+        help_text="names of the signal points (default: all); duplicates are dropped",
     )
     x = serializers.CharField(required=False, help_text="label on the x axis of the contour")
     y = serializers.CharField(required=False, help_text="label on the y axis of the contour")

@@ -1,17 +1,26 @@
-from django.urls import path
+from django.urls import include, path, re_path
+from rest_framework.routers import SimpleRouter
 
+from hepstore.converters import ID_REGEX
 from reinterpret.api import views
 
+ID = f"(?P<pk>{ID_REGEX})"
+router = SimpleRouter()
+router.trailing_slash = "/?"
+router.register("jobs", views.JobViewSet, basename="api-job")
+
+# Every path is served with and without the trailing slash.
 urlpatterns = [
-    path(
-        "likelihoods/<int:pk>/signals/<str:name>/result",
-        views.point_result,
+    re_path(
+        rf"^likelihoods/{ID}/signals/(?P<name>[^/]+)/result/?$",
+        views.PointResultView.as_view(),
         name="api-point-result",
     ),
-    path("likelihoods/<int:pk>/reinterpret", views.reinterpret, name="api-reinterpret"),
-    path("likelihoods/<int:pk>/scan", views.scan, name="api-scan"),
-    path("jobs/", views.job_list, name="api-jobs"),
-    path("jobs/<int:pk>", views.job_detail, name="api-job"),
-    path("jobs/<int:pk>/cancel", views.job_cancel, name="api-job-cancel"),
-    path("jobs/<int:pk>/contour.svg", views.job_contour_svg, name="api-job-contour"),
+    re_path(
+        rf"^likelihoods/{ID}/reinterpret/?$",
+        views.ReinterpretView.as_view(),
+        name="api-reinterpret",
+    ),
+    re_path(rf"^likelihoods/{ID}/scan/?$", views.ScanView.as_view(), name="api-scan"),
+    path("", include(router.urls)),
 ]
