@@ -147,7 +147,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["hepstore.api.filters.FilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": ["hepstore.api.throttles.ScopedClientThrottle"],
     "PAGE_SIZE": 25,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "hepstore.api.schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "hepstore.api.errors.exception_handler",
 }
 
@@ -156,6 +156,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Archive, validation and reinterpretation of HistFactory likelihoods.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components: an upload is binary in a request.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI served from the package, so the docs page works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -26,5 +26,5 @@ urlpatterns = [
     path("api/v1/", include("reinterpret.api.urls")),
     path("api/v1/", include("hepstore.api.urls")),
     # Last: any other path under the API answers the JSON error envelope.
-    re_path(r"^api/v1/(?P<rest>.*)$", unknown_path),
+    re_path(r"^api/v1/(?P<rest>[\s\S]*)$", unknown_path),
 ]

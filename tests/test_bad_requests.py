@@ -107,7 +107,17 @@ def test_a_json_body_over_the_size_limit_is_a_413(client, lh, settings):
     assert error_of(response, 413)["code"] == "too_large"
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v1/jobs/1/nope", "/api/v1/x/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/nothing-here",
+        "/api/v1/jobs/1/nope",
+        "/api/v1/x/",
+        "/api/v1/likelihoods/%0A/signals/a%0Ab/workspace/",
+        "/api/v1/likelihoods/" + HUGE + "/",
+        "/api/v1/jobs/-1",
+    ],
+)
 def test_unknown_api_paths_answer_the_json_envelope(client, path):
     assert error_of(client.get(path), 404)["code"] == "not_found"
 
@@ -117,3 +127,22 @@ def test_a_job_url_with_a_trailing_slash_works(client, lh):
     token = {"HTTP_X_JOB_TOKEN": job["token"]}
     assert client.get(f"/api/v1/jobs/{job['id']}/", **token).json()["id"] == job["id"]
     assert client.get("/api/v1/jobs", **token).status_code == 200
+
+
+def test_a_submission_with_an_out_of_range_inspire_id_is_a_400(client, example_docs):
+    from django.contrib.auth.models import User
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_authenticate(User.objects.create_user("sam", is_superuser=True))
+    response = client.post(
+        "/api/v1/submissions",
+        {
+            "title": "T",
+            "collaboration": "ATLAS",
+            "inspire_id": HUGE,
+            "year": HUGE,
+            "file": SimpleUploadedFile("ws.json", b"{}"),
+        },
+    )
+    error = error_of(response, 400)
+    assert {p["pointer"] for p in error["problems"]} == {"/inspire_id", "/year"}

@@ -44,7 +44,7 @@ class AnalysisFilterSet(django_filters.FilterSet):
     collaboration = django_filters.CharFilter(
         field_name="collaboration__name", lookup_expr="iexact", help_text="collaboration name"
     )
-    inspire_id = IdFilter(help_text="INSPIRE record id")
+    inspire_id = IdFilter(max_value=2**31 - 1, help_text="INSPIRE record id")
     year = IdFilter(min_value=0, max_value=9999, help_text="publication year")
     q = django_filters.CharFilter(method="filter_text", help_text="words in title or abstract")
 

@@ -10,7 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action, api_view, permission_classes, schema
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,6 +32,12 @@ def json_download(data: bytes, filename: str, **headers) -> HttpResponse:
     for key, value in headers.items():
         response[key] = value
     return response
+
+
+JSON_DOCUMENT = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    "the JSON document as published (headers X-Content-SHA256, Content-Disposition)",
+)
 
 
 class AnalysisViewSet(viewsets.ReadOnlyModelViewSet):
@@ -56,16 +62,14 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
     serializer_class = s.LikelihoodSerializer
     lookup_value_regex = ID_REGEX
 
-    @extend_schema(
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "background-only workspace JSON")}
-    )
-    @action(detail=True, url_path="background-only")
+    @extend_schema(responses={200: JSON_DOCUMENT})
+    @action(detail=True, url_path="background-only", filter_backends=[], pagination_class=None)
     def background_only(self, request, pk=None):
         lh = self.get_object()
         return json_download(blobs.read_bytes(lh.background_id), f"{lh.region}-BkgOnly.json")
 
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "patchset JSON")})
-    @action(detail=True)
+    @extend_schema(responses={200: JSON_DOCUMENT})
+    @action(detail=True, filter_backends=[], pagination_class=None)
     def patchset(self, request, pk=None):
         lh = self.get_object()
         if not lh.patchset_id:
@@ -81,8 +85,14 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
             )
         return json_download(blobs.read_bytes(lh.patchset_id), f"{lh.region}-patchset.json")
 
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, "region .tar.gz")})
-    @action(detail=True)
+    @extend_schema(
+        responses={
+            (200, "application/gzip"): OpenApiResponse(
+                OpenApiTypes.BINARY, "the region as .tar.gz (one directory per region)"
+            )
+        }
+    )
+    @action(detail=True, filter_backends=[], pagination_class=None)
     def archive(self, request, pk=None):
         lh = self.get_object()
         response = HttpResponse(services.region_archive(lh), content_type="application/gzip")
@@ -90,16 +100,27 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
         return response
 
     @extend_schema(responses=s.SignalPointSerializer(many=True))
-    @action(detail=True)
+    @action(detail=True, filter_backends=[])
     def signals(self, request, pk=None):
         lh = self.get_object()
         page = self.paginate_queryset(lh.signals.all())
         return self.get_paginated_response(s.SignalPointSerializer(page, many=True).data)
 
     @extend_schema(
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "full workspace of the signal point")}
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                "full workspace of the signal point (headers X-Content-SHA256, "
+                "X-Background-Digest)",
+            )
+        }
     )
-    @action(detail=True, url_path=r"signals/(?P<name>[^/]+)/workspace")
+    @action(
+        detail=True,
+        url_path=r"signals/(?P<name>[^/]+)/workspace",
+        filter_backends=[],
+        pagination_class=None,
+    )
     def signal_workspace(self, request, pk=None, name=None):
         lh = self.get_object()
         data = canonical_bytes(services.patched_workspace(lh, name))
@@ -109,12 +130,13 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
 class ValidateView(APIView):
     """Validate an uploaded submission; nothing is stored."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
     permission_classes = [permissions.AllowAny]
     throttle_scope = "validate"
 
     @extend_schema(
-        request={"multipart/form-data": s.ValidateSerializer}, responses={200: OpenApiTypes.OBJECT}
+        request={"multipart/form-data": s.ValidateSerializer},
+        responses={200: s.ReportSerializer},
     )
     def post(self, request):
         refuse_oversized(request)
@@ -127,13 +149,14 @@ class ValidateView(APIView):
 class SubmissionView(APIView):
     """Submit a likelihood bundle (token authentication; members of the collaboration)."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
     permission_classes = [permissions.IsAuthenticated]
     throttle_scope = "submissions"
+    error_statuses = (409, 422)
 
     @extend_schema(
         request={"multipart/form-data": s.SubmissionSerializer},
-        responses={201: s.AnalysisDetailSerializer},
+        responses={201: s.SubmissionResultSerializer},
     )
     def post(self, request):
         refuse_oversized(request)
@@ -163,8 +186,9 @@ class SearchView(APIView):
     npars_min/npars_max, sort=relevance|date, page."""
 
     permission_classes = [permissions.AllowAny]
+    error_statuses = (400, 503)
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[s.SearchParamsSerializer], responses=s.SearchResultSerializer)
     def get(self, request):
         from hepstore import search
 

@@ -14,6 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hepstore.api.parsers import StrictJSONParser
 from hepstore.api.throttles import client_ident
 from hepstore.converters import ID_REGEX
 from hepstore.errors import NotFound
@@ -22,6 +23,7 @@ from hepstore.services import background_workspace
 from reinterpret import contours, jobs, services
 from reinterpret.api.filters import JobFilterSet
 from reinterpret.api.serializers import (
+    JobCreatedSerializer,
     JobSerializer,
     ReinterpretRequestSerializer,
     ScanRequestSerializer,
@@ -69,7 +71,9 @@ class PointResultView(APIView):
     """CLs (observed, expected band), mu_hat and upper limits of an archived signal point;
     computed on the first request and cached by the digests of the inputs and the settings."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "CLs, mu_hat, limits, settings")}
+    )
     def get(self, request, pk: int, name: str):
         likelihood = get_object_or_404(Likelihood, pk=pk)
         result, cached = services.archived_point_result(likelihood, name)
@@ -84,10 +88,15 @@ class ReinterpretView(APIView):
     poll (anonymous clients: keep the returned token)."""
 
     throttle_scope = "reinterpret"
+    parser_classes = [StrictJSONParser]
+    error_statuses = (422,)
 
     @extend_schema(
         request=ReinterpretRequestSerializer,
-        responses={200: OpenApiTypes.OBJECT, 202: JobSerializer},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, "the result (as for an archived point)"),
+            202: JobCreatedSerializer,
+        },
     )
     def post(self, request, pk: int):
         likelihood = get_object_or_404(Likelihood, pk=pk)
@@ -118,8 +127,9 @@ class ScanView(APIView):
     two labels."""
 
     throttle_scope = "scan"
+    parser_classes = [StrictJSONParser]
 
-    @extend_schema(request=ScanRequestSerializer, responses={202: JobSerializer})
+    @extend_schema(request=ScanRequestSerializer, responses={202: JobCreatedSerializer})
     def post(self, request, pk: int):
         likelihood = get_object_or_404(Likelihood, pk=pk)
         body = ScanRequestSerializer(data=request.data)
