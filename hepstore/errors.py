@@ -76,3 +76,21 @@ class AmbiguousPoint(HepstoreError):
 
     code = "ambiguous"
     status = 400
+
+
+class BadParameters(HepstoreError):
+    """Query parameters that do not have the documented type or range."""
+
+    code = "invalid_parameter"
+
+    @classmethod
+    def from_form_errors(cls, errors) -> BadParameters:
+        """From a Django form's (a FilterSet's) errors: one problem per parameter."""
+        problems = [
+            {"parameter": name, "severity": "error", "message": str(message)}
+            for name, messages in errors.items()
+            for message in messages
+        ]
+        names = ", ".join(errors)
+        detail = "; ".join(f"{p['parameter']}: {p['message']}" for p in problems)
+        return cls(f"invalid query parameter {names}: {detail}", problems)

@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
     "hepstore",
     "reinterpret",
 ]
@@ -36,6 +37,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "hepstore.middleware.UserErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "hepstore.urls"
@@ -101,6 +103,8 @@ HEPSTORE_ANONYMOUS_MAX_UPLOAD_BYTES = env_int("HEPSTORE_ANONYMOUS_MAX_UPLOAD_MB"
 HEPSTORE_MAX_CONCURRENT_VALIDATIONS = env_int("HEPSTORE_MAX_CONCURRENT_VALIDATIONS", 2)
 HEPSTORE_VALIDATION_WAIT_SECONDS = env_int("HEPSTORE_VALIDATION_WAIT_SECONDS", 10)
 DATA_UPLOAD_MAX_MEMORY_SIZE = HEPSTORE_MAX_UPLOAD_BYTES
+# JSON request bodies of the API (custom signals, patches, scan point lists).
+HEPSTORE_MAX_JSON_BODY_BYTES = env_int("HEPSTORE_MAX_JSON_BODY_KB", 10 * 1024) * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 HEPSTORE_BLOB_DIR = DATA_DIR / "blobs"
 # Request upload files go under the data dir's scratch space, where fsck finds those a killed
@@ -117,11 +121,38 @@ REDIS_URL = env_str("REDIS_URL", "")
 # Fitter/jobs limits.
 REINTERPRET_MAX_CONCURRENT_FITS = env_int("REINTERPRET_MAX_CONCURRENT_FITS", 2)
 REINTERPRET_MAX_QUEUED_JOBS = env_int("REINTERPRET_MAX_QUEUED_JOBS", 50)
+# Pending (queued + running) jobs one client (user or address) may have.
+REINTERPRET_MAX_QUEUED_PER_CLIENT = env_int("REINTERPRET_MAX_QUEUED_PER_CLIENT", 5)
+# Retry-After (seconds) sent with a 429 for a full queue.
+REINTERPRET_RETRY_AFTER_SECONDS = env_int("REINTERPRET_RETRY_AFTER_SECONDS", 30)
+# A custom signal is fitted inside the request only when the likelihood's recent fits took
+# at most this much CPU time (s), and at most REINTERPRET_MAX_SYNC_FITS at once per process;
+# otherwise it becomes a job.
+REINTERPRET_SYNC_FIT_CPU_SECONDS = float(env_str("REINTERPRET_SYNC_FIT_CPU_SECONDS", "2.0"))
+REINTERPRET_MAX_SYNC_FITS = env_int("REINTERPRET_MAX_SYNC_FITS", 2)
+# Cached results of custom signals expire, and only the newest so many are kept.
+REINTERPRET_CUSTOM_CACHE_TTL_HOURS = env_int("REINTERPRET_CUSTOM_CACHE_TTL_HOURS", 168)
+REINTERPRET_CUSTOM_CACHE_MAX_ENTRIES = env_int("REINTERPRET_CUSTOM_CACHE_MAX_ENTRIES", 10000)
 REINTERPRET_MEMORY_BUDGET_MB = env_int("REINTERPRET_MEMORY_BUDGET_MB", 2048)
 # A running job whose heartbeat is older than this is taken to be orphaned and re-queued.
 REINTERPRET_STALE_SECONDS = env_int("REINTERPRET_STALE_SECONDS", 60)
 # Signal points a scan evaluates per batch (and writes per progress step).
 REINTERPRET_SCAN_CHUNK = env_int("REINTERPRET_SCAN_CHUNK", 32)
+
+# Request rates per scope ("N/second|minute|hour|day"; empty: unlimited), for anonymous
+# clients (per address) and authenticated users (per user). See hepstore/api/throttles.py.
+_THROTTLE_DEFAULTS = {
+    "validate": ("10/min", "60/min"),
+    "reinterpret": ("20/min", "120/min"),
+    "scan": ("5/min", "30/min"),
+    "submissions": ("10/min", "30/min"),
+}
+HEPSTORE_THROTTLE_RATES = {
+    f"{scope}_{kind}": env_str(f"HEPSTORE_THROTTLE_{scope.upper()}_{kind.upper()}", rate) or None
+    for scope, rates in _THROTTLE_DEFAULTS.items()
+    for kind, rate in zip(("anon", "user"), rates, strict=True)
+}
+HEPSTORE_API_MAX_PAGE_SIZE = env_int("HEPSTORE_API_MAX_PAGE_SIZE", 100)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -129,9 +160,16 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "hepstore.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "hepstore.api.pagination.Pagination",
+    "DEFAULT_FILTER_BACKENDS": ["hepstore.api.filters.FilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["hepstore.api.throttles.ScopedClientThrottle"],
     "PAGE_SIZE": 25,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "hepstore.api.schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "hepstore.api.errors.exception_handler",
 }
 
@@ -140,6 +178,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Archive, validation and reinterpretation of HistFactory likelihoods.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components: an upload is binary in a request.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI served from the package, so the docs page works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

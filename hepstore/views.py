@@ -136,7 +136,7 @@ def search_page(request):
         result = search.search(query)
         context.update(query=query, result=result)
     except HepstoreError as exc:
-        context["failure"] = exc.message
+        context.update(failure=exc.message, status=exc.status)
     base = request.GET.copy()
     base.pop("page", None)
     links = {}
@@ -156,5 +156,4 @@ def search_page(request):
         links[facet] = entries
     context["facet_links"] = links
     context["base_query"] = base.urlencode()
-    status = 503 if context.get("failure") and "unreachable" in context["failure"] else 200
-    return render(request, "hepstore/search.html", context, status=status)
+    return render(request, "hepstore/search.html", context, status=context.get("status", 200))

@@ -26,15 +26,38 @@ from reinterpret.models import COMBINATION_KINDS, Job, JobKind, JobState, ScanPo
 log = logging.getLogger(__name__)
 
 
-def submit(likelihood, kind: str, params: dict, combination=None) -> Job:
-    """Queue a job (on a likelihood, or on a combination), or refuse (429) when the queue
-    is full."""
-    queued = Job.objects.filter(state__in=[JobState.QUEUED, JobState.RUNNING]).count()
+def submit(
+    likelihood, kind: str, params: dict, owner=None, client: str = "", combination=None
+) -> Job:
+    """Queue a job (on a likelihood, or on a combination) owned by owner (a user), or when
+    None by the bearer of a new secret token (set on the returned job as .token, shown once).
+    Refused (429) when the client already has REINTERPRET_MAX_QUEUED_PER_CLIENT jobs pending
+    or the whole queue is full."""
+    if client:
+        mine = Job.objects.pending().filter(client=client).count()
+        if mine >= settings.REINTERPRET_MAX_QUEUED_PER_CLIENT:
+            raise TooBusy(
+                f"you have {mine} jobs queued or running (the limit per client); "
+                "wait for one to finish or cancel one",
+                retry_after=settings.REINTERPRET_RETRY_AFTER_SECONDS,
+            )
+    queued = Job.objects.pending().count()
     if queued >= settings.REINTERPRET_MAX_QUEUED_JOBS:
-        raise TooBusy(f"{queued} jobs are queued or running; try again later")
-    return Job.objects.create(
-        kind=kind, likelihood=likelihood, combination=combination, params=params
+        raise TooBusy(
+            f"{queued} jobs are queued or running; try again later",
+            retry_after=settings.REINTERPRET_RETRY_AFTER_SECONDS,
+        )
+    job = Job(
+        kind=kind,
+        likelihood=likelihood,
+        combination=combination,
+        params=params,
+        owner=owner,
+        client=client,
     )
+    job.token = None if owner is not None else job.issue_token()
+    job.save()
+    return job
 
 
 def cancel(job: Job) -> Job:

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
+def custom_cache_expiry():
+    """When a custom signal's cached result cached now expires."""
+    return timezone.now() + timedelta(hours=settings.REINTERPRET_CUSTOM_CACHE_TTL_HOURS)
+
+
+class CachedResultQuerySet(models.QuerySet):
+    def fresh(self) -> CachedResultQuerySet:
+        """Entries that have not expired (archived points never expire)."""
+        return self.filter(Q(expires__isnull=True) | Q(expires__gt=timezone.now()))
+
+    def prune(self, max_expiring: int) -> int:
+        """Delete expired entries, then the oldest expiring ones beyond max_expiring.
+        Returns how many were deleted."""
+        deleted, _ = self.filter(expires__lte=timezone.now()).delete()
+        expiring = self.filter(expires__isnull=False)
+        excess = expiring.count() - max_expiring
+        if excess > 0:
+            oldest = expiring.order_by("created", "id").values_list("pk", flat=True)[:excess]
+            more, _ = self.filter(pk__in=list(oldest)).delete()
+            deleted += more
+        return deleted
+
+
 class CachedResult(models.Model):
-    """One evaluated signal hypothesis, keyed by the digests of its inputs and the settings."""
+    """One evaluated signal hypothesis, keyed by the digests of its inputs and the settings.
+
+    Results of archived signal points are kept (expires is null); results of custom signals
+    expire after REINTERPRET_CUSTOM_CACHE_TTL_HOURS and at most
+    REINTERPRET_CUSTOM_CACHE_MAX_ENTRIES of them are kept (the oldest go first)."""
 
     key = models.CharField(max_length=64, unique=True)
     likelihood = models.ForeignKey(
@@ -17,7 +50,11 @@ class CachedResult(models.Model):
     result = models.JSONField()
     inputs = models.JSONField(help_text="digests and settings the key was computed from")
     seconds = models.FloatField(default=0.0)
+    cpu_seconds = models.FloatField(default=0.0, help_text="CPU time of the evaluation (s)")
     created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = CachedResultQuerySet.as_manager()
 
 
 class JobState(models.TextChoices):
@@ -41,7 +78,33 @@ class JobKind(models.TextChoices):
 COMBINATION_KINDS = (JobKind.COMBINATION_CUSTOM, JobKind.COMBINATION_SCAN)
 
 
+def token_digest(token: str) -> str:
+    """What is stored of a job's secret: its sha256 (hex)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class JobQuerySet(models.QuerySet):
+    def visible_to(self, user, token: str | None) -> JobQuerySet:
+        """Jobs the requester may see: staff all, a user their own, anyone the job whose
+        secret token they present."""
+        if user is not None and user.is_authenticated and user.is_staff:
+            return self
+        mine = Q(pk__in=[])
+        if user is not None and user.is_authenticated:
+            mine |= Q(owner=user)
+        if token:
+            mine |= Q(token_sha256=token_digest(token))
+        return self.filter(mine)
+
+    def pending(self) -> JobQuerySet:
+        return self.filter(state__in=[JobState.QUEUED, JobState.RUNNING])
+
+
 class Job(models.Model):
+    """A queued computation. It belongs to the user who made it (owner) or, when made
+    anonymously, to the bearer of the secret token returned at creation (only its sha256 is
+    stored); client identifies the requester (user or address) for per-client caps."""
+
     kind = models.CharField(max_length=20, choices=JobKind.choices)
     state = models.CharField(
         max_length=20, choices=JobState.choices, default=JobState.QUEUED, db_index=True
@@ -65,6 +128,17 @@ class Job(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="jobs",
+    )
+    token_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    client = models.CharField(max_length=200, blank=True, db_index=True)
+
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         ordering = ["created", "id"]
@@ -75,6 +149,12 @@ class Job(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    def issue_token(self) -> str:
+        """A new secret for an anonymous owner; returned once, only its digest is kept."""
+        token = secrets.token_urlsafe(32)
+        self.token_sha256 = token_digest(token)
+        return token
 
     def beat(self) -> None:
         Job.objects.filter(pk=self.pk).update(heartbeat=timezone.now())

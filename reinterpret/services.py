@@ -192,10 +192,11 @@ def cached_evaluation(
     from reinterpret.models import CachedResult
 
     settings = service_settings()
+    point_digest = patch_digest
     if patch_digest is None:
         patch_digest = canonical_sha256(operations)
     key, inputs = cache_key(likelihood.background_id, patch_digest, settings)
-    hit = CachedResult.objects.filter(key=key).first()
+    hit = CachedResult.objects.fresh().filter(key=key).first()
     if hit is not None:
         return hit.result, True
     if operations is None:
@@ -206,16 +207,22 @@ def cached_evaluation(
         tuple(values) if values is not None else None,
         apply_patch(bkg, operations, signal_name or None),
     )
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     (result,) = evaluate([point], settings)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.thread_time() - cpu0
     result = {
         **result,
         "settings": settings.as_dict(),
         "inputs": inputs,
         "seconds": round(seconds, 4),
     }
-    CachedResult.objects.get_or_create(
+    from django.conf import settings as dj
+
+    from reinterpret.models import custom_cache_expiry
+
+    # Archived points (looked up by their patch's digest) are kept; custom signals expire.
+    custom = point_digest is None
+    CachedResult.objects.update_or_create(
         key=key,
         defaults={
             "likelihood": likelihood,
@@ -223,8 +230,12 @@ def cached_evaluation(
             "result": result,
             "inputs": inputs,
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "expires": custom_cache_expiry() if custom else None,
         },
     )
+    if custom:
+        CachedResult.objects.prune(dj.REINTERPRET_CUSTOM_CACHE_MAX_ENTRIES)
     return result, False
 
 
@@ -294,13 +305,14 @@ def custom_signal_patch(workspace: dict, payload: dict) -> list[dict]:
                 not isinstance(y, int | float)
                 or isinstance(y, bool)
                 or not math.isfinite(y)
-                or y < 0
+                or not 0 <= y <= MAX_SIGNAL_YIELD
             ):
                 problems.append(
                     {
                         "pointer": f"{ptr}/{i}",
                         "severity": "error",
-                        "message": f"yield {y!r} must be a finite number >= 0",
+                        "message": f"yield {y!r} must be a number from 0 to "
+                        f"{MAX_SIGNAL_YIELD:g} events",
                     }
                 )
     extra = payload.get("modifiers", [])
@@ -316,10 +328,13 @@ def custom_signal_patch(workspace: dict, payload: dict) -> list[dict]:
     from hepstore.schemas import fragment_errors
 
     for i, mod in enumerate(extra):
-        for err in fragment_errors("modifier", mod):
+        errors = list(fragment_errors("modifier", mod))
+        for err in errors:
             problems.append(
                 {"pointer": f"/modifiers/{i}", "severity": "error", "message": err.message}
             )
+        if not errors:
+            problems += _per_bin_problems(mod, f"/modifiers/{i}", signal, nbins)
     if problems:
         raise ReinterpretError("the signal is not usable", problems)
     modifiers = [{"name": measurement["poi"], "type": "normfactor", "data": None}]
@@ -330,13 +345,81 @@ def custom_signal_patch(workspace: dict, payload: dict) -> list[dict]:
         sample = {
             "name": "custom_signal",
             "data": [float(y) for y in yields],
-            "modifiers": modifiers
-            + [m for m in extra if m["type"] != "staterror" or len(m["data"]) == len(yields)],
+            "modifiers": modifiers + extra,
         }
         ops.append(
             {"op": "add", "path": f"/channels/{channels[channel]}/samples/0", "value": sample}
         )
     return ops
+
+
+# Largest accepted custom signal yield per bin (events). The fit works in double precision:
+# beside a background of O(1) events, a larger yield leaves the background below the
+# precision of the sum (1e12 * 2**-52 ~ 2e-4 events), and far larger ones overflow.
+MAX_SIGNAL_YIELD = 1e12
+
+
+def _per_bin_problems(mod: dict, ptr: str, signal: dict, nbins: dict) -> list[dict]:
+    """A per-bin modifier added to the custom signal must have one value per bin of every
+    channel the signal is given in."""
+    arrays = {
+        "shapesys": {"data": mod["data"]},
+        "staterror": {"data": mod["data"]},
+        "histosys": {k: mod["data"].get(k) for k in ("hi_data", "lo_data")}
+        if isinstance(mod["data"], dict)
+        else {},
+    }.get(mod["type"], {})
+    problems = []
+    for key, values in arrays.items():
+        for channel in signal:
+            n = nbins.get(channel)
+            if n is not None and isinstance(values, list) and len(values) != n:
+                where = f"{ptr}/data" if key == "data" else f"{ptr}/data/{key}"
+                problems.append(
+                    {
+                        "pointer": where,
+                        "severity": "error",
+                        "message": f"{mod['type']} {mod['name']!r} has {len(values)} values "
+                        f"but channel {channel!r} has {n} bins",
+                    }
+                )
+    return problems
+
+
+def check_custom_workspace(workspace: dict) -> None:
+    """Refuse (ReinterpretError, one problem each) a workspace patched by a user's signal or
+    raw patch that the archive's validator would refuse: schema, lengths, bounds, POI."""
+    from hepstore.validation import Report, check_schema, check_workspace
+
+    report = Report()
+    if check_schema(workspace, "workspace", report, "patched workspace"):
+        check_workspace(
+            workspace, report, "patched workspace", True, orphan_observations_are_errors=False
+        )
+    errors = [p for p in report.problems if p.severity == "error"]
+    if errors:
+        raise ReinterpretError(
+            "the patched workspace is not valid",
+            [{"pointer": p.pointer, "severity": p.severity, "message": p.message} for p in errors],
+        )
+
+
+def fits_synchronously(likelihood) -> bool:
+    """Whether one fit of this likelihood may run inside a request: the CPU time of its
+    recent fits is within REINTERPRET_SYNC_FIT_CPU_SECONDS (before any was measured: the
+    size rule of is_small)."""
+    from django.conf import settings as dj
+
+    from reinterpret.models import CachedResult
+
+    recent = list(
+        CachedResult.objects.filter(likelihood=likelihood, cpu_seconds__gt=0)
+        .order_by("-created", "-id")
+        .values_list("cpu_seconds", flat=True)[:20]
+    )
+    if not recent:
+        return is_small(likelihood)
+    return max(recent) <= dj.REINTERPRET_SYNC_FIT_CPU_SECONDS
 
 
 def is_small(likelihood) -> bool:

@@ -18,6 +18,16 @@ def isolated_blobs(tmp_path, settings):
     return settings.HEPSTORE_BLOB_DIR
 
 
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    """Request-rate counters (in Django's cache) start from zero in every test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def example_docs():
     # Deep copies: the generated workspace shares module-level dicts (examples.LUMI) that a

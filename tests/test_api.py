@@ -165,5 +165,5 @@ def test_openapi_schema_and_docs_are_served(client):
     schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
     # Paths are served with and without the trailing slash; the schema lists one form.
     assert "/api/v1/likelihoods/{id}/signals/{name}/workspace/" in schema["paths"]
-    assert "/api/v1/submissions" in schema["paths"]
+    assert "/api/v1/submissions/" in schema["paths"]
     assert client.get("/api/v1/docs/").status_code == 200

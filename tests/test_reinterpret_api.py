@@ -127,7 +127,8 @@ def test_large_models_answer_with_a_job(client, stored):
         f"/api/v1/jobs/{response.json()['id']}"
     )
     Worker().run_until_idle()
-    job = client.get(f"/api/v1/jobs/{response.json()['id']}").json()
+    created = response.json()
+    job = client.get(f"/api/v1/jobs/{created['id']}", HTTP_X_JOB_TOKEN=created["token"]).json()
     assert job["state"] == "succeeded" and 0 <= job["result"]["cls_obs"] <= 1
 
 
@@ -136,6 +137,7 @@ def test_scan_reports_progress_table_and_contour(client, stored):
     response = client.post(f"/api/v1/likelihoods/{lh.pk}/scan", {}, format="json")
     assert response.status_code == 202
     job_id = response.json()["id"]
+    client.credentials(HTTP_X_JOB_TOKEN=response["X-Job-Token"])
     assert client.get(f"/api/v1/jobs/{job_id}").json()["state"] == "queued"
     Worker().run_until_idle()
     job = client.get(f"/api/v1/jobs/{job_id}").json()
@@ -166,8 +168,9 @@ def test_scan_of_chosen_points_and_bad_axes(client, stored):
 
 def test_queued_job_can_be_cancelled(client, stored):
     lh, _, _ = stored
-    job_id = client.post(f"/api/v1/likelihoods/{lh.pk}/scan", {}, format="json").json()["id"]
-    cancelled = client.post(f"/api/v1/jobs/{job_id}/cancel").json()
+    created = client.post(f"/api/v1/likelihoods/{lh.pk}/scan", {}, format="json").json()
+    job_id = created["id"]
+    cancelled = client.post(f"/api/v1/jobs/{job_id}/cancel?token={created['token']}").json()
     assert cancelled["state"] == "cancelled"
     Worker().run_until_idle()
     assert Job.objects.get(pk=job_id).state == JobState.CANCELLED

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, viewsets
-from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.decorators import action, api_view, permission_classes, schema
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hepstore import citations, points, services
 from hepstore.api import serializers as s
 from hepstore.api.downloads import blob_download, bytes_download
+from hepstore.api.filters import AnalysisFilterSet
+from hepstore.converters import ID_REGEX
 from hepstore.errors import InvalidSubmission, NotFound, UnusableInput
 from hepstore.jsonio import canonical_bytes
 from hepstore.models import Analysis, AnalysisVersion, Likelihood
@@ -42,8 +46,18 @@ def _document(request, published_sha: str | None, canonical_sha: str, filename: 
     return blob_download(request, canonical_sha, filename, **{"X-Content-Form": "canonical"})
 
 
+JSON_DOCUMENT = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    "the JSON document as published (headers X-Content-SHA256, Content-Disposition)",
+)
+
+
 class AnalysisViewSet(viewsets.ReadOnlyModelViewSet):
-    """Analyses with their publication metadata and versions."""
+    """Analyses with their publication metadata and versions, newest first; filtered by
+    collaboration, inspire_id, year and words (q)."""
+
+    filterset_class = AnalysisFilterSet
+    lookup_value_regex = ID_REGEX
 
     queryset = Analysis.objects.select_related("collaboration").prefetch_related(
         Prefetch("versions", queryset=AnalysisVersion.objects.prefetch_related("likelihoods"))
@@ -58,23 +72,18 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
 
     queryset = Likelihood.objects.select_related("version__analysis")
     serializer_class = s.LikelihoodSerializer
+    lookup_value_regex = ID_REGEX
 
-    @extend_schema(
-        parameters=[FORM_PARAMETER],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "background-only workspace JSON")},
-    )
-    @action(detail=True, url_path="background-only")
+    @extend_schema(parameters=[FORM_PARAMETER], responses={200: JSON_DOCUMENT})
+    @action(detail=True, url_path="background-only", filter_backends=[], pagination_class=None)
     def background_only(self, request, pk=None):
         lh = self.get_object()
         return _document(
             request, lh.background_published_id, lh.background_id, f"{lh.region}-BkgOnly.json"
         )
 
-    @extend_schema(
-        parameters=[FORM_PARAMETER],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "patchset JSON")},
-    )
-    @action(detail=True)
+    @extend_schema(parameters=[FORM_PARAMETER], responses={200: JSON_DOCUMENT})
+    @action(detail=True, filter_backends=[], pagination_class=None)
     def patchset(self, request, pk=None):
         lh = self.get_object()
         if not lh.patchset_id:
@@ -83,8 +92,14 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
             request, lh.patchset_published_id, lh.patchset_id, f"{lh.region}-patchset.json"
         )
 
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, "region .tar.gz")})
-    @action(detail=True)
+    @extend_schema(
+        responses={
+            (200, "application/gzip"): OpenApiResponse(
+                OpenApiTypes.BINARY, "the region as .tar.gz (one directory per region)"
+            )
+        }
+    )
+    @action(detail=True, filter_backends=[], pagination_class=None)
     def archive(self, request, pk=None):
         lh = self.get_object()
         return bytes_download(
@@ -101,7 +116,7 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
         ],
         responses=s.SignalPointSerializer(many=True),
     )
-    @action(detail=True)
+    @action(detail=True, filter_backends=[])
     def signals(self, request, pk=None):
         """The signal grid; label=value parameters keep the points with those values."""
         lh = self.get_object()
@@ -113,7 +128,12 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
     @extend_schema(
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "the point's JSON Patch operations")}
     )
-    @action(detail=True, url_path=r"signals/(?P<name>[^/]+)/patch")
+    @action(
+        detail=True,
+        url_path=r"signals/(?P<name>[^/]+)/patch",
+        filter_backends=[],
+        pagination_class=None,
+    )
     def signal_patch(self, request, pk=None, name=None):
         """The point's patch operations alone (as `pyhf patchset extract` gives them)."""
         lh = self.get_object()
@@ -123,9 +143,20 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
         return blob_download(request, point.patch_id, f"{name}-patch.json")
 
     @extend_schema(
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "full workspace of the signal point")}
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                "full workspace of the signal point (headers X-Content-SHA256, "
+                "X-Background-Digest)",
+            )
+        }
     )
-    @action(detail=True, url_path=r"signals/(?P<name>[^/]+)/workspace")
+    @action(
+        detail=True,
+        url_path=r"signals/(?P<name>[^/]+)/workspace",
+        filter_backends=[],
+        pagination_class=None,
+    )
     def signal_workspace(self, request, pk=None, name=None):
         lh = self.get_object()
         data = canonical_bytes(services.patched_workspace(lh, name))
@@ -173,11 +204,13 @@ class RecordView(APIView):
 class ValidateView(APIView):
     """Validate an uploaded submission; nothing is stored."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
     permission_classes = [permissions.AllowAny]
+    throttle_scope = "validate"
 
     @extend_schema(
-        request={"multipart/form-data": s.ValidateSerializer}, responses={200: OpenApiTypes.OBJECT}
+        request={"multipart/form-data": s.ValidateSerializer},
+        responses={200: s.ReportSerializer},
     )
     def post(self, request):
         refuse_oversized(request)
@@ -190,12 +223,14 @@ class ValidateView(APIView):
 class SubmissionView(APIView):
     """Submit a likelihood bundle (token authentication; members of the collaboration)."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
     permission_classes = [permissions.IsAuthenticated]
+    throttle_scope = "submissions"
+    error_statuses = (409, 422)
 
     @extend_schema(
         request={"multipart/form-data": s.SubmissionSerializer},
-        responses={201: s.AnalysisDetailSerializer},
+        responses={201: s.SubmissionResultSerializer},
     )
     def post(self, request):
         refuse_oversized(request)
@@ -225,10 +260,19 @@ class SearchView(APIView):
     npars_min/npars_max, sort=relevance|date, page."""
 
     permission_classes = [permissions.AllowAny]
+    error_statuses = (400, 503)
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[s.SearchParamsSerializer], responses=s.SearchResultSerializer)
     def get(self, request):
         from hepstore import search
 
         query = search.SearchQuery.from_params(request.query_params)
         return Response(search.search(query).as_dict())
+
+
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@permission_classes([AllowAny])
+@schema(None)
+def unknown_path(request, rest: str = ""):
+    """Every path under /api/v1/ that names no endpoint: the envelope, not an HTML page."""
+    raise Http404(f"no API endpoint at {request.path}; see /api/v1/schema/")

@@ -11,10 +11,12 @@ from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from hepstore.api.throttles import client_ident
 from hepstore.errors import NotFound
 from reinterpret import combination_services as cs
 from reinterpret import contours, jobs
 from reinterpret.api.serializers import JobSerializer, ScanRequestSerializer
+from reinterpret.api.views import job_owner, job_response
 from reinterpret.errors import ReinterpretError
 from reinterpret.models import Combination, Job, JobKind
 
@@ -81,13 +83,6 @@ def describe(combination: Combination, request=None, with_report: bool = False) 
             JobSerializer(latest, context={"request": request}).data if latest else None
         )
     return body
-
-
-def _job_response(request, job: Job) -> Response:
-    body = JobSerializer(job, context={"request": request}).data
-    response = Response(body, status=status.HTTP_202_ACCEPTED)
-    response["Location"] = body["url"]
-    return response
 
 
 @extend_schema(
@@ -166,9 +161,14 @@ def combination_reinterpret(request, pk: int):
         result, cached = cs.custom_result(combination, operations)
         return Response({**result, "cached": cached})
     job = jobs.submit(
-        None, JobKind.COMBINATION_CUSTOM, {"operations": operations}, combination=combination
+        None,
+        JobKind.COMBINATION_CUSTOM,
+        {"operations": operations},
+        owner=job_owner(request),
+        client=client_ident(request),
+        combination=combination,
     )
-    return _job_response(request, job)
+    return job_response(request, job)
 
 
 @extend_schema(request=ScanRequestSerializer, responses={202: JobSerializer})
@@ -180,6 +180,8 @@ def combination_scan(request, pk: int):
     body = ScanRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     params = dict(body.validated_data)
+    if "points" in params:
+        params["points"] = list(dict.fromkeys(params["points"]))
     labels, points = cs.grid(combination)
     names = {p.name for p in points}
     unknown = [n for n in params.get("points", []) if n not in names]
@@ -188,8 +190,15 @@ def combination_scan(request, pk: int):
     for axis in ("x", "y"):
         if axis in params and params[axis] not in labels:
             raise ReinterpretError(f"{axis}: {params[axis]!r} is not one of the labels {labels}")
-    job = jobs.submit(None, JobKind.COMBINATION_SCAN, params, combination=combination)
-    return _job_response(request, job)
+    job = jobs.submit(
+        None,
+        JobKind.COMBINATION_SCAN,
+        params,
+        owner=job_owner(request),
+        client=client_ident(request),
+        combination=combination,
+    )
+    return job_response(request, job)
 
 
 @extend_schema(responses={200: OpenApiTypes.STR})

@@ -1,48 +1,61 @@
-from django.urls import path
+from django.urls import include, path, re_path
+from rest_framework.routers import SimpleRouter
 
+from hepstore.converters import ID_REGEX
 from reinterpret.api import combinations, views
 
+ID = f"(?P<pk>{ID_REGEX})"
+router = SimpleRouter()
+router.trailing_slash = "/?"
+router.register("jobs", views.JobViewSet, basename="api-job")
+
+# Every path is served with and without the trailing slash.
 urlpatterns = [
-    path(
-        "likelihoods/<int:pk>/signals/result",
-        views.point_result_by_values,
+    re_path(
+        rf"^likelihoods/{ID}/signals/result/?$",
+        views.PointResultByValuesView.as_view(),
         name="api-point-result-by-values",
     ),
-    path(
-        "likelihoods/<int:pk>/signals/<str:name>/result",
-        views.point_result,
+    re_path(
+        rf"^likelihoods/{ID}/signals/(?P<name>[^/]+)/result/?$",
+        views.PointResultView.as_view(),
         name="api-point-result",
     ),
-    path("likelihoods/<int:pk>/reinterpret", views.reinterpret, name="api-reinterpret"),
-    path("likelihoods/<int:pk>/scan", views.scan, name="api-scan"),
-    path("combinations/", combinations.combination_list, name="api-combinations"),
-    path(
-        "combinations/validate", combinations.combination_validate, name="api-combination-validate"
+    re_path(
+        rf"^likelihoods/{ID}/reinterpret/?$",
+        views.ReinterpretView.as_view(),
+        name="api-reinterpret",
     ),
-    path("combinations/<int:pk>", combinations.combination_detail, name="api-combination"),
-    path(
-        "combinations/<int:pk>/points",
+    re_path(rf"^likelihoods/{ID}/scan/?$", views.ScanView.as_view(), name="api-scan"),
+    re_path(r"^combinations/?$", combinations.combination_list, name="api-combinations"),
+    re_path(
+        r"^combinations/validate/?$",
+        combinations.combination_validate,
+        name="api-combination-validate",
+    ),
+    re_path(rf"^combinations/{ID}/?$", combinations.combination_detail, name="api-combination"),
+    re_path(
+        rf"^combinations/{ID}/points/?$",
         combinations.combination_points,
         name="api-combination-points",
     ),
-    path(
-        "combinations/<int:pk>/points/<str:name>/result",
+    re_path(
+        rf"^combinations/{ID}/points/(?P<name>[^/]+)/result/?$",
         combinations.combination_point_result,
         name="api-combination-point-result",
     ),
-    path(
-        "combinations/<int:pk>/reinterpret",
+    re_path(
+        rf"^combinations/{ID}/reinterpret/?$",
         combinations.combination_reinterpret,
         name="api-combination-reinterpret",
     ),
-    path("combinations/<int:pk>/scan", combinations.combination_scan, name="api-combination-scan"),
-    path(
-        "combinations/<int:pk>/scans/<int:job>/contour.svg",
+    re_path(
+        rf"^combinations/{ID}/scan/?$", combinations.combination_scan, name="api-combination-scan"
+    ),
+    re_path(
+        rf"^combinations/{ID}/scans/(?P<job>{ID_REGEX})/contour.svg$",
         combinations.combination_contour_svg,
         name="api-combination-contour",
     ),
-    path("jobs/", views.job_list, name="api-jobs"),
-    path("jobs/<int:pk>", views.job_detail, name="api-job"),
-    path("jobs/<int:pk>/cancel", views.job_cancel, name="api-job-cancel"),
-    path("jobs/<int:pk>/contour.svg", views.job_contour_svg, name="api-job-contour"),
+    path("", include(router.urls)),
 ]

@@ -12,10 +12,13 @@
     return m ? m[1] : "";
   }
 
-  async function call(method, url, body) {
+  // A job made anonymously is seen only with the secret token returned when it was made.
+  async function call(method, url, body, token) {
+    const headers = { "Content-Type": "application/json", "X-CSRFToken": csrf() };
+    if (token) headers["X-Job-Token"] = token;
     const response = await fetch(url, {
       method,
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({}));
@@ -42,19 +45,21 @@
       cell.style.background = colour(point.cls_obs);
     }
     if (job.result.contour) {
+      const query = job.token ? `?token=${encodeURIComponent(job.token)}` : "";
       document.getElementById("contour").innerHTML =
-        `<img src="${api}/jobs/${job.id}/contour.svg" alt="exclusion contour" width="640" height="480">`;
+        `<img src="${api}/jobs/${job.id}/contour.svg${query}" alt="exclusion contour" width="640" height="480">`;
     }
   }
 
   async function follow(job, progress, status) {
+    const token = job.token;
     progress.hidden = false;
     while (!["succeeded", "failed", "cancelled"].includes(job.state)) {
       progress.max = job.progress.total || 1;
       progress.value = job.progress.done;
       if (status) status.textContent = `${job.state}: ${job.progress.done}/${job.progress.total} points`;
       await new Promise((r) => setTimeout(r, 700));
-      job = (await call("GET", `${api}/jobs/${job.id}`)).data;
+      job = { ...(await call("GET", `${api}/jobs/${job.id}`, undefined, token)).data, token };
     }
     progress.hidden = true;
     if (job.state !== "succeeded") throw new Error(`job ${job.state}: ${job.error}`);
@@ -65,17 +70,28 @@
   if (scanButton) {
     const progress = document.getElementById("scan-progress");
     const status = document.getElementById("scan-status");
-    call("GET", `${api}/jobs/?likelihood=${id}&kind=scan&state=succeeded`).then(({ data }) => {
-      if (data.results.length) {
-        showScan(data.results[0]);
-        status.textContent = `last scan: ${data.results[0].finished}`;
+    // The last scan made from this browser (its token is kept here), else one's own.
+    const key = `hepstore-scan-${id}`;
+    const saved = JSON.parse(localStorage.getItem(key) || "null");
+    const last = saved
+      ? call("GET", `${api}/jobs/${saved.id}`, undefined, saved.token)
+          .then(({ data }) => [{ ...data, token: saved.token }])
+      : call("GET", `${api}/jobs/?likelihood=${id}&kind=scan&state=succeeded`)
+          .then(({ data }) => data.results);
+    last.then((jobs) => {
+      if (jobs.length && jobs[0].state === "succeeded") {
+        showScan(jobs[0]);
+        status.textContent = `last scan: ${jobs[0].finished}`;
       }
-    });
+    }).catch(() => localStorage.removeItem(key));
     scanButton.addEventListener("click", async () => {
       scanButton.disabled = true;
       try {
-        const job = await follow((await call("POST", `${api}/likelihoods/${id}/scan`, {})).data,
-                                 progress, status);
+        const created = (await call("POST", `${api}/likelihoods/${id}/scan`, {})).data;
+        if (created.token) {
+          localStorage.setItem(key, JSON.stringify({ id: created.id, token: created.token }));
+        }
+        const job = await follow(created, progress, status);
         showScan(job);
         status.textContent = "done";
       } catch (e) {
