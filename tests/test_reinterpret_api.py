@@ -104,14 +104,16 @@ def test_custom_yields_equal_the_equivalent_json_patch_and_pyhf(client, stored):
 
 def test_custom_signal_mistakes_are_reported_each_with_a_pointer(client, stored):
     lh, _, _ = stored
-    # 1e999 is valid JSON that parses to infinity.
-    raw = '{"signal": {"SR_meff": [1.0, 1e999, -2.0], "CR_ttbar": [1.0], "VR": [1.0]}}'
-    body = client.post(
-        f"/api/v1/likelihoods/{lh.pk}/reinterpret", raw, content_type="application/json"
-    )
+    url = f"/api/v1/likelihoods/{lh.pk}/reinterpret"
+    raw = '{"signal": {"SR_meff": [1.0, 1e300, -2.0], "CR_ttbar": [1.0], "VR": [1.0]}}'
+    body = client.post(url, raw, content_type="application/json")
     assert body.status_code == 400
     pointers = {p["pointer"] for p in body.json()["error"]["problems"]}
     assert {"/signal/SR_meff/1", "/signal/SR_meff/2", "/signal/CR_ttbar", "/signal/VR"} <= pointers
+    # 1e999 overflows a double: the strict body parser refuses it with its reason.
+    overflow = client.post(url, raw.replace("1e300", "1e999"), content_type="application/json")
+    assert overflow.status_code == 400
+    assert "overflows" in overflow.json()["error"]["message"]
 
 
 def test_large_models_answer_with_a_job(client, stored):

@@ -49,6 +49,9 @@ class Portal:
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        # Jobs made anonymously are read and cancelled with the secret token returned when
+        # they were made (the portal shows a job to its owner only): job id -> token.
+        self._job_tokens: dict[int, str] = {}
         self.session = session or requests.Session()
         if token:
             self.session.headers["Authorization"] = f"Token {token}"
@@ -189,7 +192,7 @@ class Portal:
         response = self._request("POST", f"likelihoods/{int(likelihood)}/reinterpret", json=body)
         data = response.json()
         if response.status_code == 202:
-            return self.wait(data, progress=progress)["result"]
+            return self.wait(self._remember(data), progress=progress)["result"]
         return data
 
     # -- scans --------------------------------------------------------------------------
@@ -202,10 +205,25 @@ class Portal:
     ) -> dict:
         """Start a scan of every signal point (or those named); returns the job."""
         body = {k: v for k, v in (("points", points), ("x", x), ("y", y)) if v}
-        return self._request("POST", f"likelihoods/{int(likelihood)}/scan", json=body).json()
+        job = self._request("POST", f"likelihoods/{int(likelihood)}/scan", json=body).json()
+        return self._remember(job)
+
+    def _remember(self, job: dict) -> dict:
+        if job.get("token"):
+            self._job_tokens[_job_id(job)] = job["token"]
+        return job
+
+    def _job_headers(self, job) -> dict:
+        token = self._job_tokens.get(_job_id(job))
+        return {"X-Job-Token": token} if token else {}
 
     def job(self, job) -> dict:
-        return self._get(f"jobs/{_job_id(job)}")
+        return self._request("GET", f"jobs/{_job_id(job)}", headers=self._job_headers(job)).json()
+
+    def cancel(self, job) -> dict:
+        """Cancel a job of yours (queued: at once; running: between chunks of points)."""
+        path = f"jobs/{_job_id(job)}/cancel"
+        return self._request("POST", path, headers=self._job_headers(job)).json()
 
     def wait(
         self, job, progress: bool = True, poll: float = 0.5, timeout: float | None = None
@@ -237,7 +255,8 @@ class Portal:
         return result["contour"]
 
     def contour_svg(self, job) -> str:
-        return self._request("GET", f"jobs/{_job_id(job)}/contour.svg").text
+        path = f"jobs/{_job_id(job)}/contour.svg"
+        return self._request("GET", path, headers=self._job_headers(job)).text
 
 
 def _job_id(job) -> int:
