@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
@@ -55,7 +55,7 @@ def validated(paths: list[Path]) -> Iterator[tuple[Report, list[Region]]]:
         yield report, regions
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Publication:
     """Metadata of the publication a submission belongs to."""
 
@@ -86,6 +86,9 @@ def ingest_paths(
         if not regions:
             report.error("", "", "the submission holds no likelihood")
             return report, None
+        publication = _with_named_record(publication, regions, report)
+        if not report.valid:
+            return report, None
         writer = BlobWriter()
         try:
             with transaction.atomic():
@@ -96,6 +99,25 @@ def ingest_paths(
     transaction.on_commit(lambda: _after_commit(version.pk))
     log.info("ingested %s (%d regions)", version, len(regions))
     return report, version
+
+
+def _with_named_record(publication: Publication, regions, report: Report) -> Publication:
+    """The INSPIRE id a HEPData submission names (record_ids) when none was given; a
+    different one given is an error (the files would be filed under the wrong paper)."""
+    named = {r.inspire_id for r in regions if r.inspire_id is not None}
+    if not named:
+        return publication
+    (inspire_id,) = named  # one submission.yaml per submission
+    if publication.inspire_id is None:
+        return dataclasses.replace(publication, inspire_id=inspire_id)
+    if publication.inspire_id != inspire_id:
+        report.error(
+            "submission.yaml",
+            "/0/record_ids",
+            f"the submission names INSPIRE record {inspire_id}, but {publication.inspire_id} "
+            "was given",
+        )
+    return publication
 
 
 def _record(regions, publication, user, note, writer) -> AnalysisVersion:
