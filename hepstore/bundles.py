@@ -330,6 +330,8 @@ def _from_submission_yaml(path: Path, report: Report, rel, workdir: Path) -> lis
     documents = [r for r in submission.resources if not r.is_archive]
     if documents:
         regions += _document_regions(documents, report, rel, name)
+    for region in regions:
+        region.inspire_id = submission.inspire_id
     if len({r.name for r in regions}) != len(regions):
         for i, region in enumerate(regions):
             region.name = f"{region.name}-{i + 1}"

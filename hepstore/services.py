@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import IntegrityError, OperationalError, transaction
@@ -59,7 +59,7 @@ def validated(paths: list[Path]) -> Iterator[tuple[Report, list[Region]]]:
         yield report, regions
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Publication:
     """Metadata of the publication a submission belongs to."""
 
@@ -89,6 +89,9 @@ def ingest_paths(
             return report, None
         if not regions:
             report.error("", "", "the submission holds no likelihood")
+            return report, None
+        publication = _with_named_record(publication, regions, report)
+        if not report.valid:
             return report, None
         with contextlib.suppress(Busy):
             blobs.sweep(wait=0)  # what a killed ingestion left, if no other one is writing
@@ -133,6 +136,25 @@ def _database_failure(exc: OperationalError) -> HepstoreError:
 
 def _content(likelihoods) -> set[tuple[str, str, str | None]]:
     return {(lh.region, lh.background_id, lh.patchset_id) for lh in likelihoods}
+
+
+def _with_named_record(publication: Publication, regions, report: Report) -> Publication:
+    """The INSPIRE id a HEPData submission names (record_ids) when none was given; a
+    different one given is an error (the files would be filed under the wrong paper)."""
+    named = {r.inspire_id for r in regions if r.inspire_id is not None}
+    if not named:
+        return publication
+    (inspire_id,) = named  # one submission.yaml per submission
+    if publication.inspire_id is None:
+        return dataclasses.replace(publication, inspire_id=inspire_id)
+    if publication.inspire_id != inspire_id:
+        report.error(
+            "submission.yaml",
+            "/0/record_ids",
+            f"the submission names INSPIRE record {inspire_id}, but {publication.inspire_id} "
+            "was given",
+        )
+    return publication
 
 
 def _record(regions, publication, user, note, writer) -> AnalysisVersion:

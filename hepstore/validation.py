@@ -47,6 +47,8 @@ class Region:
     # The files as submitted ("workspace", "patchset" -> path), readable while the
     # submission is open: ingestion stores their bytes as published.
     sources: dict = field(default_factory=dict)
+    # The INSPIRE record a HEPData submission.yaml names in its record_ids, if any.
+    inspire_id: int | None = None
 
 
 @dataclass

@@ -322,3 +322,16 @@ def test_a_lone_patchset_resource_is_an_error_at_its_location(tmp_path, example_
     report, _ = validate_paths([folder])
     problem = problem_at(report, "/0/additional_resources/2/location")
     assert problem.message.startswith("line 8: ") and "beside one" in problem.message
+
+
+@pytest.mark.django_db
+def test_the_inspire_id_in_record_ids_files_the_submission(tmp_path, example_docs):
+    folder = hepdata_submission(tmp_path / "sub", example_members(example_docs))
+    _, version = ingest_paths([folder], Publication(title="T", collaboration="ATLAS"))
+    assert version.analysis.inspire_id == 1765529
+    report, none = ingest_paths(
+        [folder], Publication(title="T", collaboration="ATLAS", inspire_id=42)
+    )
+    assert none is None and Analysis.objects.get().versions.count() == 1
+    problem = problem_at(report, "/0/record_ids")
+    assert "1765529" in problem.message and "42" in problem.message
