@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
 from hepstore import services
+from hepstore.api.throttles import page_throttled
 from hepstore.errors import HepstoreError
 from hepstore.models import Analysis, Likelihood
 from hepstore.uploads import refuse_oversized, saved_uploads
@@ -84,6 +87,16 @@ def likelihood_detail(request, pk: int):
 def validate_page(request):
     context = {}
     if request.method == "POST":
+        wait = page_throttled(request, "validate")
+        if wait is not None:
+            response = render(
+                request,
+                "error.html",
+                {"status": 429, "message": "Too many validations from you; try again shortly."},
+                status=429,
+            )
+            response["Retry-After"] = str(max(1, math.ceil(wait)))
+            return response
         try:
             refuse_oversized(request)
             with saved_uploads(request.FILES.getlist("file")) as paths:
