@@ -70,7 +70,9 @@ class AnalysisFilterSet(django_filters.FilterSet):
     )
     inspire_id = IdFilter(max_value=2**31 - 1, help_text="INSPIRE record id")
     year = IdFilter(min_value=0, max_value=9999, help_text="publication year")
-    q = django_filters.CharFilter(method="filter_text", help_text="words in title or abstract")
+    q = django_filters.CharFilter(
+        method="filter_text", help_text="words, each in the title or abstract or the collaboration"
+    )
 
     class Meta:
         model = Analysis
@@ -80,5 +82,9 @@ class AnalysisFilterSet(django_filters.FilterSet):
         from django.db.models import Q
 
         for word in value.split():
-            queryset = queryset.filter(Q(title__icontains=word) | Q(abstract__icontains=word))
+            queryset = queryset.filter(
+                Q(title__icontains=word)
+                | Q(abstract__icontains=word)
+                | Q(collaboration__name__iexact=word)
+            )
         return queryset
