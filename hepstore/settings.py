@@ -168,6 +168,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "hepstore.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": ["hepstore.api.filters.FilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": ["hepstore.api.throttles.ScopedClientThrottle"],
+    # Proxies in front of the server whose X-Forwarded-For entries are trusted to name the
+    # client (0: the socket's address; a client cannot choose its own address).
+    "NUM_PROXIES": env_int("HEPSTORE_NUM_PROXIES", 0),
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "hepstore.api.schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "hepstore.api.errors.exception_handler",

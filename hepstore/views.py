@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
 from hepstore import citations, services
-from hepstore.errors import HepstoreError
+from hepstore.api.filters import AnalysisFilterSet
+from hepstore.api.throttles import page_throttled
+from hepstore.errors import BadParameters, HepstoreError
 from hepstore.models import Analysis, Likelihood
 from hepstore.uploads import refuse_oversized, saved_uploads
 
@@ -20,12 +24,13 @@ def analysis_list(request):
         .annotate(n_versions=Count("versions", distinct=True))
         .order_by("-created", "-id")
     )
+    # The API's FilterSet: the same filters (q, collaboration, inspire_id, year), the same
+    # refusals (a 400 page naming the parameter).
+    filterset = AnalysisFilterSet(request.GET, queryset=analyses)
+    if not filterset.is_valid():
+        raise BadParameters.from_form_errors(filterset.errors)
     q = request.GET.get("q", "").strip()
-    if q:
-        analyses = analyses.filter(
-            Q(title__icontains=q) | Q(abstract__icontains=q) | Q(collaboration__name__iexact=q)
-        )
-    page = Paginator(analyses, 25).get_page(request.GET.get("page"))
+    page = Paginator(filterset.qs, 25).get_page(request.GET.get("page"))
     return render(request, "hepstore/analysis_list.html", {"page": page, "q": q})
 
 
@@ -113,6 +118,16 @@ def likelihood_detail(request, pk: int):
 def validate_page(request):
     context = {}
     if request.method == "POST":
+        wait = page_throttled(request, "validate")
+        if wait is not None:
+            response = render(
+                request,
+                "error.html",
+                {"status": 429, "message": "Too many validations from you; try again shortly."},
+                status=429,
+            )
+            response["Retry-After"] = str(max(1, math.ceil(wait)))
+            return response
         try:
             refuse_oversized(request)
             with saved_uploads(request.FILES.getlist("file")) as paths:

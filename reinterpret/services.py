@@ -396,6 +396,17 @@ def check_custom_workspace(workspace: dict) -> None:
         check_workspace(
             workspace, report, "patched workspace", True, orphan_observations_are_errors=False
         )
+        # Yields the fit cannot hold in double precision (see MAX_SIGNAL_YIELD).
+        for c, channel in enumerate(workspace["channels"]):
+            for s, sample in enumerate(channel["samples"]):
+                for b, value in enumerate(sample["data"]):
+                    if not abs(value) <= MAX_SIGNAL_YIELD:
+                        report.error(
+                            "patched workspace",
+                            f"/channels/{c}/samples/{s}/data/{b}",
+                            f"yield {value:g} of sample {sample['name']!r} is beyond "
+                            f"{MAX_SIGNAL_YIELD:g} events",
+                        )
     errors = [p for p in report.problems if p.severity == "error"]
     if errors:
         raise ReinterpretError(

@@ -81,3 +81,31 @@ def test_every_list_has_the_same_envelope(client, three):
         "previous",
         "results",
     }
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/api/v1/analyses/?inspire_id=",
+        "/api/v1/analyses/?year=2020&year=2021",
+        "/api/v1/likelihoods/?page_size=&page=",
+        "/api/v1/jobs/?kind=",
+        "/api/v1/search/?npars_min=1&npars_min=",
+        "/api/v1/search/?sort=",
+    ],
+)
+def test_typed_parameters_given_empty_or_twice_are_400(client, query):
+    response = client.get(query)
+    assert response.status_code == 400
+    assert response.json()["error"]["problems"][0]["parameter"] in query
+
+
+def test_the_analysis_list_page_uses_the_same_filters(three):
+    from django.test import Client
+
+    page = Client()
+    body = page.get("/", {"collaboration": "cms"}).content.decode()
+    assert "Search 1" in body and "Search 0" not in body
+    assert "Search 0" in page.get("/", {"q": "atlas"}).content.decode()
+    refused = page.get("/", {"year": "99999999999999999999"})
+    assert refused.status_code == 400 and b"year" in refused.content

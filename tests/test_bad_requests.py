@@ -146,3 +146,17 @@ def test_a_submission_with_an_out_of_range_inspire_id_is_a_400(client, example_d
     )
     error = error_of(response, 400)
     assert {p["pointer"] for p in error["problems"]} == {"/inspire_id", "/year"}
+
+
+def test_a_raw_patch_adding_overflowing_yields_is_refused(client, lh):
+    sample = {
+        "name": "huge",
+        "data": [1e308, 1.0, 1.0],
+        "modifiers": [{"name": "mu_SIG", "type": "normfactor", "data": None}],
+    }
+    patch = [{"op": "add", "path": "/channels/0/samples/-", "value": sample}]
+    response = client.post(
+        f"/api/v1/likelihoods/{lh.pk}/reinterpret", {"patch": patch}, format="json"
+    )
+    error = error_of(response, 400)
+    assert any(p["pointer"].endswith("/data/0") for p in error["problems"]), error

@@ -157,3 +157,40 @@ def test_cached_custom_results_expire_and_are_evicted_by_count(lh, settings):
     # Results of archived points never expire.
     client.get(f"/api/v1/likelihoods/{lh.pk}/signals/C1N2_300_0/result")
     assert CachedResult.objects.get(signal="C1N2_300_0").expires is None
+
+
+def test_a_forged_x_forwarded_for_does_not_make_a_new_client(lh, settings):
+    settings.HEPSTORE_THROTTLE_RATES = {**settings.HEPSTORE_THROTTLE_RATES, "scan_anon": "2/hour"}
+    client = anonymous("10.0.0.10")
+    codes = [
+        scan(client, lh, points=["C1N2_300_0"], HTTP_X_FORWARDED_FOR=f"192.0.2.{i}").status_code
+        for i in range(3)
+    ]
+    assert codes == [202, 202, 429]
+
+
+def test_the_validate_page_shares_the_validate_rate(settings, example_docs):
+    import json
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    settings.HEPSTORE_THROTTLE_RATES = {
+        **settings.HEPSTORE_THROTTLE_RATES,
+        "validate_anon": "1/hour",
+    }
+    ws, _ = example_docs
+    page = Client(REMOTE_ADDR="10.0.0.11")
+
+    def upload():
+        return page.post(
+            "/validate", {"file": SimpleUploadedFile("ws.json", json.dumps(ws).encode())}
+        )
+
+    assert upload().status_code == 200
+    refused = upload()
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    api = APIClient(REMOTE_ADDR="10.0.0.11").post(
+        "/api/v1/validate", {"file": SimpleUploadedFile("ws.json", json.dumps(ws).encode())}
+    )
+    assert api.status_code == 429

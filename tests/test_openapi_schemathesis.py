@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which(
     "schemathesis"
 )
-TIME_BUDGET_SECONDS = int(os.environ.get("HEPSTORE_SCHEMATHESIS_SECONDS", "150"))
+TIME_BUDGET_SECONDS = int(os.environ.get("HEPSTORE_SCHEMATHESIS_SECONDS", "120"))
 
 pytestmark = pytest.mark.skipif(SCHEMATHESIS is None, reason="schemathesis is not installed")
 

@@ -27,14 +27,38 @@ class IdFilter(django_filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+def check_single_values(request, names, typed) -> None:
+    """Each of the named query parameters appears at most once, and those in typed (numbers,
+    choices) not empty: otherwise BadParameters naming them."""
+    problems = []
+    for name in names:
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            problems.append((name, f"given {len(values)} times; give it once"))
+        elif values == [""] and name in typed:
+            problems.append((name, "empty; give a value or leave the parameter out"))
+    if problems:
+        raise BadParameters(
+            "invalid query parameter "
+            + "; ".join(f"{name}: {message}" for name, message in problems),
+            [{"parameter": n, "severity": "error", "message": m} for n, m in problems],
+        )
+
+
 class FilterBackend(DjangoFilterBackend):
     """DjangoFilterBackend whose refusals use the API's envelope with one problem per
-    parameter."""
+    parameter; a filter given twice, or a typed filter given empty, is refused too."""
 
     def filter_queryset(self, request, queryset, view):
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset
+        typed = {
+            name
+            for name, f in filterset.filters.items()
+            if not isinstance(f, django_filters.CharFilter)
+        }
+        check_single_values(request, filterset.filters, typed)
         if not filterset.is_valid():
             raise BadParameters.from_form_errors(filterset.errors)
         return filterset.qs
@@ -46,7 +70,9 @@ class AnalysisFilterSet(django_filters.FilterSet):
     )
     inspire_id = IdFilter(max_value=2**31 - 1, help_text="INSPIRE record id")
     year = IdFilter(min_value=0, max_value=9999, help_text="publication year")
-    q = django_filters.CharFilter(method="filter_text", help_text="words in title or abstract")
+    q = django_filters.CharFilter(
+        method="filter_text", help_text="words, each in the title or abstract or the collaboration"
+    )
 
     class Meta:
         model = Analysis
@@ -56,5 +82,9 @@ class AnalysisFilterSet(django_filters.FilterSet):
         from django.db.models import Q
 
         for word in value.split():
-            queryset = queryset.filter(Q(title__icontains=word) | Q(abstract__icontains=word))
+            queryset = queryset.filter(
+                Q(title__icontains=word)
+                | Q(abstract__icontains=word)
+                | Q(collaboration__name__iexact=word)
+            )
         return queryset

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.pagination import PageNumberPagination
 
+from hepstore.api.filters import check_single_values
 from hepstore.errors import BadParameters
 
 MAX_PAGE = 10**6
@@ -13,8 +14,9 @@ MAX_PAGE = 10**6
 
 def positive_int(request, name: str, upper: int) -> int | None:
     """The integer query parameter name, None when absent; BadParameters unless 1..upper."""
+    check_single_values(request, [name], {name})
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return None
     try:
         value = int(raw)

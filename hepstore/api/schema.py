@@ -92,9 +92,6 @@ class PortalAutoSchema(AutoSchema):
                 schema.update(type="integer", minimum=0, maximum=10**18 - 1)
             if parameter["in"] != "query":
                 continue
-            # An empty choice filter means "no filter" (as an HTML form sends it).
-            if "enum" in schema and "" not in schema["enum"]:
-                schema["enum"] = [*schema["enum"], ""]
             if parameter["name"] in bounds:
                 lo, hi = bounds[parameter["name"]]
                 schema.clear()

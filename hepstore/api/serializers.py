@@ -174,7 +174,7 @@ class SearchParamsSerializer(serializers.Serializer):
     )
     npars_min = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
     npars_max = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
-    sort = serializers.ChoiceField(choices=["relevance", "date"], required=False, allow_blank=True)
+    sort = serializers.ChoiceField(choices=["relevance", "date"], required=False)
     page = serializers.IntegerField(required=False, min_value=1, max_value=10**6)
 
 

@@ -31,3 +31,14 @@ class ScopedClientThrottle(ScopedRateThrottle):
         self.rate = settings.HEPSTORE_THROTTLE_RATES.get(self.scope)
         self.num_requests, self.duration = self.parse_rate(self.rate)
         return super(ScopedRateThrottle, self).allow_request(request, view)
+
+
+def page_throttled(request, scope: str) -> float | None:
+    """For HTML pages doing what a throttled API view does: None when the request may go
+    ahead, else the seconds to wait (the same counters as the API's)."""
+    from types import SimpleNamespace
+
+    throttle = ScopedClientThrottle()
+    if throttle.allow_request(request, SimpleNamespace(throttle_scope=scope)):
+        return None
+    return throttle.wait() or 1.0

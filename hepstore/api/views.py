@@ -6,7 +6,7 @@ from django.db.models import Prefetch
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, viewsets
+from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action, api_view, permission_classes, schema
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from hepstore import citations, points, services
 from hepstore.api import serializers as s
 from hepstore.api.downloads import blob_download, bytes_download
-from hepstore.api.filters import AnalysisFilterSet
+from hepstore.api.filters import AnalysisFilterSet, check_single_values
 from hepstore.converters import ID_REGEX
 from hepstore.errors import InvalidSubmission, NotFound, UnusableInput
 from hepstore.jsonio import canonical_bytes
@@ -266,6 +266,9 @@ class SearchView(APIView):
     def get(self, request):
         from hepstore import search
 
+        fields = s.SearchParamsSerializer().fields
+        typed = {n for n, f in fields.items() if not isinstance(f, serializers.CharField)}
+        check_single_values(request, fields, typed)
         query = search.SearchQuery.from_params(request.query_params)
         return Response(search.search(query).as_dict())
 
