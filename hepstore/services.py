@@ -166,6 +166,10 @@ def _store(writer: BlobWriter, document) -> Blob:
 def _after_commit(version_pk: int) -> None:
     """Index the new version; a search outage must not undo a committed ingestion."""
     try:
+        from reinterpret.jobs import enqueue_index
+
+        if enqueue_index(version_pk):  # on the Celery queue when there is one
+            return
         from hepstore.search import index_version
 
         index_version(version_pk)

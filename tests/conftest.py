@@ -15,6 +15,12 @@ from hepstore import examples
 def isolated_blobs(tmp_path, settings):
     settings.HEPSTORE_BLOB_DIR = tmp_path / "blobs"
     settings.DATA_DIR = tmp_path
+    # In-process tests serve static files from the source folders; the production path
+    # (collectstatic, hashed and compressed names) is tested against gunicorn.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
     return settings.HEPSTORE_BLOB_DIR
 
 

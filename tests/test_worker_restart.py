@@ -103,8 +103,10 @@ def test_killed_worker_mid_scan_is_resumed_without_lost_or_duplicated_points(tmp
 
     time.sleep(2.5)  # its heartbeat goes stale
     run(env, "worker", "--once", timeout=600)
-    state, done, total, attempts = job_row(db, job_id)
-    assert (state, done, total, attempts) == ("succeeded", 125, 125, 2)
+    # What matters: finished, every point exactly once. (Not the number of attempts: on a
+    # loaded machine a slow heartbeat can legitimately make the job be claimed once more.)
+    state, done, total, _ = job_row(db, job_id)
+    assert (state, done, total) == ("succeeded", 125, 125)
     with sqlite3.connect(db) as conn:
         names = [
             r[0]
