@@ -55,7 +55,8 @@ def production(tmp_path_factory):
         "ALLOWED_HOSTS": "127.0.0.1",
         "REINTERPRET_STALE_SECONDS": "60",
     }
-    for name in ("REDIS_URL", "DJANGO_SETTINGS_MODULE"):
+    # The web stack is under test here, on its embedded database (SQLite in the data dir).
+    for name in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
         env.pop(name, None)
     manage(env, "migrate", "-v0")
     manage(env, "collectstatic", "--noinput", "-v0")
@@ -72,6 +73,7 @@ def production(tmp_path_factory):
             "2",
             "--access-logfile",
             "-",
+            "--no-control-socket",
         ],
         cwd=ROOT,
         env=env,

@@ -57,7 +57,11 @@ class Command(BaseCommand):
                 self.cfg.set("timeout", 300)
                 self.cfg.set("graceful_timeout", 10)
                 self.cfg.set("accesslog", "-")
-                self.cfg.set("post_worker_init", _start_worker if embedded_worker else None)
+                # No control socket: its default path is shared by every gunicorn of the user.
+                self.cfg.set("no_control_socket", True)
+                if embedded_worker:
+                    self.cfg.set("post_worker_init", _start_worker)
+                    self.cfg.set("worker_exit", _stop_worker)
 
             def load(self):
                 from hepstore.wsgi import application
@@ -75,4 +79,15 @@ def _start_worker(gunicorn_worker) -> None:
     # In the gunicorn worker process (after the fork), so its database connections are its own.
     from reinterpret.jobs.database import start_embedded_worker
 
-    start_embedded_worker()
+    gunicorn_worker.job_worker = start_embedded_worker()
+
+
+def _stop_worker(server, gunicorn_worker) -> None:
+    """On shutdown, put the jobs this process was running back in the queue at once."""
+    job_worker = getattr(gunicorn_worker, "job_worker", None)
+    if job_worker is not None:
+        from reinterpret.jobs.database import requeue_worker
+
+        job_worker.stop.set()
+        count = requeue_worker(job_worker.name)
+        log.info("embedded job worker stopped; %d running job(s) re-queued", count)
