@@ -232,6 +232,9 @@ def test_a_whole_grid_scan_uses_both_workers_and_matches_the_database_queue(port
         assert a["cls_exp"] == pytest.approx(b["cls_exp"], rel=1e-9, abs=1e-12)
         assert a["mu_hat"] == pytest.approx(b["mu_hat"], rel=1e-9, abs=1e-12)
     assert ours["contour"] == theirs["contour"]
+    # The example's search indexing after its ingestion went through the queue as well.
+    (indexed,) = db.rows("SELECT COUNT(*) FROM hepstore_searchdocument")[0]
+    assert indexed == 1
 
 
 def test_a_worker_killed_mid_scan_loses_and_duplicates_no_point(portal):

@@ -196,3 +196,40 @@ def test_production_answers_without_debug_information(production):
     assert "immutable" in static.headers["Cache-Control"]
     health = requests.get(production + "/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+def test_manage_py_serve_is_the_one_command_portal_with_its_static_files(tmp_path):
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}},
+        "HEPSTORE_DATA_DIR": str(tmp_path),
+        "DEBUG": "false",
+    }
+    manage(env, "migrate", "-v0")
+    serve = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                page = requests.get(url + "/", timeout=10)
+                break
+            except requests.RequestException:
+                assert serve.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        assert page.status_code == 200
+        css = page.text.split('href="/static/css/')[1].split('"')[0]
+        assert requests.get(f"{url}/static/css/{css}", timeout=10).status_code == 200
+        assert requests.get(url + "/healthz", timeout=10).json()["status"] == "ok"
+    finally:
+        serve.terminate()
+        output = serve.communicate(timeout=60)[0]
+    assert serve.returncode == 0, output
+    assert "gthread" in output and "job worker" in output  # gunicorn + the embedded worker

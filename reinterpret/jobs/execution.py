@@ -123,8 +123,12 @@ def run_chunk(job: Job, names: list[str], worker: str) -> int:
     """Evaluate the chunk's points not stored yet and store them; returns how many were new.
 
     Reads the background-only workspace (cached) and only these points' patches."""
+    import time
+
     from hepstore import blobs
 
+    started = time.perf_counter()
+    evaluating = 0.0
     done = set(
         ScanPointResult.objects.filter(job=job, name__in=names).values_list("name", flat=True)
     )
@@ -150,7 +154,9 @@ def run_chunk(job: Job, names: list[str], worker: str) -> int:
             ]
         else:  # records from before points had patches of their own: read the patchset
             points = services.patch_points(bkg, blobs.read_json(likelihood.patchset_id), todo)
+        t0 = time.perf_counter()
         results = services.evaluate(points, services.service_settings(upper_limit=False))
+        evaluating = time.perf_counter() - t0
         with transaction.atomic():
             ScanPointResult.objects.bulk_create(
                 [
@@ -163,7 +169,13 @@ def run_chunk(job: Job, names: list[str], worker: str) -> int:
     count = ScanPointResult.objects.filter(job=job).count()
     Job.objects.filter(pk=job.pk).update(progress_done=count, heartbeat=timezone.now())
     log.info(
-        "job %s: chunk of %d points done (%d new), %d stored", job.pk, len(names), len(todo), count
+        "job %s: chunk of %d points done (%d new, evaluated in %.3f s, chunk %.3f s); %d stored",
+        job.pk,
+        len(names),
+        len(todo),
+        evaluating,
+        time.perf_counter() - started,
+        count,
     )
     return len(todo)
 

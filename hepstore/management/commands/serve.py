@@ -58,7 +58,7 @@ class Command(BaseCommand):
                 self.cfg.set("graceful_timeout", 10)
                 self.cfg.set("accesslog", "-")
                 # No control socket: its default path is shared by every gunicorn of the user.
-                self.cfg.set("no_control_socket", True)
+                self.cfg.set("control_socket_disable", True)
                 if embedded_worker:
                     self.cfg.set("post_worker_init", _start_worker)
                     self.cfg.set("worker_exit", _stop_worker)
