@@ -92,13 +92,18 @@ def secret_key(data_dir: Path) -> str:
         return _read_key(path)
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
         # O_EXCL: when two processes start at once, one writes and both read the same key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return _read_key(path)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is not set and no key can be kept in {path} ({exc.strerror}): "
+            "set SECRET_KEY or make HEPSTORE_DATA_DIR writable"
+        ) from None
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(key)
     return key

@@ -25,7 +25,7 @@ from tests.shared_data import require_shared
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("HEPSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-pytestmark = pytest.mark.celery
+pytestmark = [pytest.mark.celery, pytest.mark.database]
 
 
 def redis_client():
