@@ -77,6 +77,43 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_url(name: str, schemes: tuple[str, ...]) -> str:
+    """A URL with one of the schemes, or "" when unset. The message never repeats the value
+    (URLs carry passwords)."""
+    from urllib.parse import urlsplit
+
+    raw = _raw(name)
+    if raw is None:
+        return ""
+    try:
+        scheme = urlsplit(raw).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in schemes:
+        raise ImproperlyConfigured(
+            f"environment variable {name} is not a URL starting with "
+            f"{' or '.join(s + '://' for s in schemes)}"
+        )
+    return raw
+
+
+def env_database(name: str, default: str) -> dict:
+    """Django's DATABASES entry from a database URL (postgres://..., sqlite:///...)."""
+    import dj_database_url
+
+    raw = _raw(name) or default
+    try:
+        config = dj_database_url.parse(raw, conn_max_age=60)
+    except (ValueError, KeyError, AttributeError):
+        config = {}
+    if not config.get("ENGINE"):
+        raise ImproperlyConfigured(
+            f"environment variable {name} is not a database URL "
+            "(postgres://user:password@host:port/name or sqlite:////path/to/file)"
+        )
+    return config
+
+
 def secret_key(data_dir: Path) -> str:
     """SECRET_KEY from the environment, else the key kept in the data directory.
 

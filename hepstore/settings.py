@@ -6,9 +6,16 @@ other service (SQLite, database search, database job queue)."""
 
 from pathlib import Path
 
-import dj_database_url
-
-from hepstore.config import env_bool, env_choice, env_int, env_list, env_str, secret_key
+from hepstore.config import (
+    env_bool,
+    env_choice,
+    env_database,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+    secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("HEPSTORE_DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -90,12 +97,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'hepstore.sqlite3'}"),
-        conn_max_age=60,
-    )
-}
+DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'hepstore.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # Writers wait for each other instead of failing at once (ingestion holds a transaction).
@@ -133,10 +135,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = HEPSTORE_MAX_UPLOAD_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 HEPSTORE_BLOB_DIR = DATA_DIR / "blobs"
 
-ELASTICSEARCH_URL = env_str("ELASTICSEARCH_URL", "")
+ELASTICSEARCH_URL = env_url("ELASTICSEARCH_URL", ("http", "https"))
 # With REDIS_URL jobs run on Celery workers (`celery -A hepstore worker`), else on the
 # database queue (`manage.py worker`, or the worker embedded in `manage.py serve`).
-REDIS_URL = env_str("REDIS_URL", "")
+REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "hepstore")
 # A message is acknowledged when its task has finished, so a chunk whose worker died is

@@ -55,6 +55,16 @@ def test_an_unparsable_setting_stops_start_up_naming_the_variable(tmp_path, name
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.parametrize(
+    "name, value",
+    [("DATABASE_URL", "mysqlx://user:hunter2@db/x"), ("REDIS_URL", "hunter2@localhost:6379")],
+)
+def test_an_unusable_url_stops_start_up_without_repeating_it(tmp_path, name, value):
+    run = manage(tmp_path, "check", **{name: value})
+    assert run.returncode != 0 and name in run.stderr
+    assert "hunter2" not in run.stderr and "Traceback" not in run.stderr
+
+
 def test_boolean_settings_read_the_usual_spellings(monkeypatch):
     for raw, expected in [("true", True), ("On", True), ("1", True), ("no", False), ("", True)]:
         monkeypatch.setenv("SOME_FLAG", raw)
