@@ -284,9 +284,13 @@ def _cite_in_assembled_patchset(patchset: dict, inspire_id: int) -> None:
 
 
 def _after_commit(version_pk: int) -> None:
-    """Index the new version (and any other a crash left unindexed); a search outage must
-    not undo a committed ingestion: the version stays marked and is indexed later."""
-    index_pending()
+    """Index the new version (and any other a crash left unindexed) on the Celery queue when
+    there is one, else here; a search outage must not undo a committed ingestion: the
+    version stays marked and is indexed later."""
+    from reinterpret.jobs import enqueue_index
+
+    if not enqueue_index(version_pk):
+        index_pending()
 
 
 def index_pending() -> int:

@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from hepstore import (
     converters,  # noqa: F401 - registers the <id:...> path converter
+    health,
     views,
 )
 from hepstore.api.views import unknown_path
@@ -29,9 +30,10 @@ urlpatterns = [
     ),
     path("validate", views.validate_page, name="validate"),
     path("search", views.search_page, name="search"),
+    path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("reinterpret.api.urls")),
     path("api/v1/", include("hepstore.api.urls")),
     # Last: any other path under the API answers the JSON error envelope.

@@ -166,6 +166,7 @@ class ScanPointResult(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="points")
     name = models.CharField(max_length=300)
     result = models.JSONField()
+    worker = models.CharField(max_length=200, blank=True, help_text="worker that computed it")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "name"], name="unique_scan_point")]

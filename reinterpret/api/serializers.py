@@ -14,6 +14,7 @@ class JobSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     likelihood = serializers.IntegerField(source="likelihood_id", allow_null=True)
     combination = serializers.IntegerField(source="combination_id", allow_null=True)
+    workers = serializers.SerializerMethodField(help_text="workers that ran the job's parts")
 
     class Meta:
         model = Job
@@ -32,10 +33,16 @@ class JobSerializer(serializers.ModelSerializer):
             "started",
             "finished",
             "attempts",
+            "workers",
         ]
 
     def get_progress(self, obj) -> dict:
         return {"done": obj.progress_done, "total": obj.progress_total}
+
+    def get_workers(self, obj) -> list[str]:
+        from reinterpret.jobs import workers_of
+
+        return workers_of(obj)
 
     def get_url(self, obj) -> str:
         request = self.context.get("request")
