@@ -170,25 +170,29 @@ def start_workers(portal, *names: str) -> list[str]:
     return hostnames
 
 
-def submit_scan(env, likelihood: int, body: dict) -> int:
+def submit_scan(env, likelihood: int, body: dict) -> tuple[int, str]:
+    """The new (anonymous) job's id and the token that shows it to its owner."""
     out = manage(
         env,
         "shell",
         "-c",
         "from rest_framework.test import APIClient;"
         f"r = APIClient().post('/api/v1/likelihoods/{likelihood}/scan', {body!r}, format='json');"
-        "print(r.json()['id'])",
+        "print(r.json()['id'], r.json()['token'])",
     )
-    return int(out.stdout.strip().splitlines()[-1])
+    job_id, token = out.stdout.strip().splitlines()[-1].split()
+    return int(job_id), token
 
 
-def job_detail(env, job_id: int) -> dict:
+def job_detail(env, job: tuple[int, str]) -> dict:
+    job_id, token = job
     out = manage(
         env,
         "shell",
         "-c",
         "import json; from rest_framework.test import APIClient;"
-        f"print(json.dumps(APIClient().get('/api/v1/jobs/{job_id}').json()))",
+        f"r = APIClient().get('/api/v1/jobs/{job_id}', HTTP_X_JOB_TOKEN={token!r});"
+        "print(json.dumps(r.json()))",
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -212,9 +216,10 @@ def test_a_whole_grid_scan_uses_both_workers_and_matches_the_database_queue(port
     env["REINTERPRET_SCAN_CHUNK"] = "2"
     manage(env, "examples")
     workers = start_workers(portal, "w1", "w2")
-    job_id = submit_scan(env, 1, {})
+    job = submit_scan(env, 1, {})
+    job_id = job[0]
     assert wait_finished(db, job_id) == "succeeded"
-    detail = job_detail(env, job_id)
+    detail = job_detail(env, job)
     assert detail["workers"] == sorted(workers)
     points = stored_points(db, job_id)
     total = detail["progress"]["total"]
@@ -223,9 +228,9 @@ def test_a_whole_grid_scan_uses_both_workers_and_matches_the_database_queue(port
 
     # The same scan on the database queue (no Redis) gives the same numbers.
     local = {k: v for k, v in env.items() if k != "REDIS_URL"}
-    reference_id = submit_scan(local, 1, {})
+    reference_job = submit_scan(local, 1, {})
     manage(local, "worker", "--once")
-    reference = job_detail(local, reference_id)
+    reference = job_detail(local, reference_job)
     assert reference["state"] == "succeeded"
     ours, theirs = detail["result"], reference["result"]
     assert [p["patch"] for p in ours["points"]] == [p["patch"] for p in theirs["points"]]
@@ -256,7 +261,8 @@ def test_a_worker_killed_mid_scan_loses_and_duplicates_no_point(portal):
     names = [n for (n,) in db.rows('SELECT name FROM hepstore_signalpoint ORDER BY "index"')]
     chosen = names[:30]  # ten chunks
     victim, survivor = start_workers(portal, "victim", "survivor")
-    job_id = submit_scan(env, 1, {"points": chosen})
+    job = submit_scan(env, 1, {"points": chosen})
+    job_id = job[0]
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         points = stored_points(db, job_id)
@@ -274,7 +280,7 @@ def test_a_worker_killed_mid_scan_loses_and_duplicates_no_point(portal):
     assert wait_finished(db, job_id) == "succeeded"
     points = stored_points(db, job_id)
     assert sorted(n for n, _ in points) == sorted(chosen)  # every point exactly once
-    detail = job_detail(env, job_id)
+    detail = job_detail(env, job)
     assert detail["progress"] == {"done": 30, "total": 30}
     assert [p["patch"] for p in detail["result"]["points"]] == chosen
     assert detail["workers"] == sorted([victim, survivor])
