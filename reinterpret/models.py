@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 from django.db import models
 from django.utils import timezone
+
+
+class FiniteJSONEncoder(json.JSONEncoder):
+    """Refuses NaN and infinities (they are not JSON): a stored result holds null with a
+    reason instead, and a value that slipped through fails loudly rather than being stored."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_nan"] = False
+        super().__init__(*args, **kwargs)
 
 
 class CachedResult(models.Model):
@@ -14,7 +25,7 @@ class CachedResult(models.Model):
         "hepstore.Likelihood", on_delete=models.CASCADE, related_name="cached_results"
     )
     signal = models.CharField(max_length=300, blank=True, help_text="archived point, if any")
-    result = models.JSONField()
+    result = models.JSONField(encoder=FiniteJSONEncoder)
     inputs = models.JSONField(help_text="digests and settings the key was computed from")
     seconds = models.FloatField(default=0.0)
     created = models.DateTimeField(auto_now_add=True)
@@ -47,7 +58,7 @@ class Job(models.Model):
     params = models.JSONField(default=dict)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
-    result = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, encoder=FiniteJSONEncoder)
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
@@ -76,7 +87,7 @@ class ScanPointResult(models.Model):
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="points")
     name = models.CharField(max_length=300)
-    result = models.JSONField()
+    result = models.JSONField(encoder=FiniteJSONEncoder)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "name"], name="unique_scan_point")]

@@ -20,8 +20,10 @@ def isolated_blobs(tmp_path, settings):
 
 @pytest.fixture
 def example_docs():
-    ws = examples.background_workspace()
-    return ws, examples.patchset(ws)
+    # Deep copies: the example documents embed module-level dicts (the lumi parameter) that a
+    # test mutating its documents would otherwise change for every later test.
+    ws = copy.deepcopy(examples.background_workspace())
+    return ws, copy.deepcopy(examples.patchset(ws))
 
 
 def write_bundle(directory: Path, workspace, patchset=None, region="RegionA") -> Path:
