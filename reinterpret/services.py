@@ -165,6 +165,53 @@ def result_dict(point: Point, result: PointResult, upper_limit: bool) -> dict:
     return data
 
 
+SIGMA_LABELS = ("−2σ", "−1σ", "median", "+1σ", "+2σ")
+
+
+def shown_numbers(result: dict) -> dict:
+    """How a result's numbers read on a page: each as {"value": float | None, "text": str,
+    "reason": str, "above": bool} where text is "> 10" for a limit above the POI bound of 10
+    (above) and "—" for a null (reason then says why). Keys: cls_obs, mu_hat, mu_hat_error,
+    twice_nll, mu_up_obs (None without limits), and "band": rows (label, CLs, limit) from
+    −2σ to +2σ."""
+    reasons = result.get("null_reasons") or {}
+    error = result.get("error")
+    bound = result.get("poi_upper_bound")
+
+    def number(key: str, digits: int, above: bool = False) -> dict:
+        base = key.split("[")[0]
+        value = result.get(base)
+        if "[" in key and value is not None:
+            value = value[int(key[key.index("[") + 1 : -1])]
+        if above and bound is not None:
+            why = reasons.get(key, "")
+            return {"value": None, "text": f"> {bound:g}", "reason": why, "above": True}
+        if value is None:
+            why = reasons.get(key) or error or ""
+            return {"value": None, "text": "—", "reason": why, "above": False}
+        return {"value": value, "text": f"{value:.{digits}f}", "reason": "", "above": False}
+
+    above_exp = result.get("limit_above_poi_bound_exp") or [False] * 5
+    limits = "mu_up_obs" in result
+    return {
+        "cls_obs": number("cls_obs", 4),
+        "mu_hat": number("mu_hat", 4),
+        "mu_hat_error": number("mu_hat_error", 3),
+        "twice_nll": number("twice_nll", 4),
+        "mu_up_obs": number("mu_up_obs", 4, bool(result.get("limit_above_poi_bound")))
+        if limits
+        else None,
+        "band": [
+            (
+                label,
+                number(f"cls_exp[{i}]", 5),
+                number(f"mu_up_exp[{i}]", 4, above_exp[i]) if limits else None,
+            )
+            for i, label in enumerate(SIGMA_LABELS)
+        ],
+    }
+
+
 # --------------------------------------------------------------------------- web services
 # Everything below works on archived likelihoods (Django models); the functions above only
 # on plain workspaces.
