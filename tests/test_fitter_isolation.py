@@ -230,3 +230,26 @@ def test_a_finite_result_has_no_null_reasons_but_for_what_is_missing():
     numbers = [result.cls_obs, *result.cls_exp, result.mu_hat, result.twice_nll]
     assert all(x is not None and math.isfinite(x) for x in numbers)
     assert result.null_reasons == {}
+
+
+def test_a_point_whose_fits_fail_keeps_its_error_and_the_others_are_fitted(monkeypatch):
+    from reinterpret.fitter import FitterError, batch
+
+    real = batch.hypotest
+    bkg = _background()
+    bad = _with_signal(bkg, [8.0, 3.0])
+    bad["observations"][0]["data"] = [999.0, 19.0]  # the marker the stand-in refuses
+
+    def failing_hypotest(model, options):
+        if (model.observed[:, 0] == 999.0).any():
+            raise FitterError("likelihood not finite at the start")
+        return real(model, options)
+
+    monkeypatch.setattr(batch, "hypotest", failing_hypotest)
+    good = [_with_signal(bkg, [8.0, 3.0]), _with_signal(bkg, [2.0, 6.0])]
+    results = evaluate_points([good[0], bad, good[1]])
+    assert results[1].error == "cannot fit: likelihood not finite at the start"
+    assert [r.index for r in results] == [0, 1, 2]
+    alone = real(compile_models(good), InferenceOptions())
+    for got, want in zip((results[0], results[2]), alone, strict=True):
+        assert got.error is None and got.cls_obs == pytest.approx(want.cls_obs, rel=1e-9)

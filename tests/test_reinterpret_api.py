@@ -278,3 +278,18 @@ def test_stored_results_refuse_nan(stored):
         CachedResult.objects.create(
             key="k" * 64, likelihood=lh, result={"cls_obs": float("nan")}, inputs={}
         )
+
+
+def test_a_published_patchset_with_an_empty_patch_ingests_and_scans(client):
+    from tests.shared_data import require_shared
+
+    folder = require_shared("3l-offshell-simplified")
+    _, version = ingest_paths([folder], Publication(title="3L", collaboration="ATLAS"))
+    lh = version.likelihoods.get()
+    job_id = client.post(f"/api/v1/likelihoods/{lh.pk}/scan", {}, format="json").json()["id"]
+    Worker().run_until_idle()
+    job = client.get(f"/api/v1/jobs/{job_id}").json()
+    assert job["state"] == "succeeded" and job["progress"]["done"] == 91
+    failed = [p["patch"] for p in job["result"]["points"] if p["error"]]
+    assert failed == ["3Lconfig_MLL_v2p2_CRs_C1N2_WZ_150_50_3L_2L7"]
+    assert sum(p["cls_obs"] is not None for p in job["result"]["points"]) == 90
