@@ -160,16 +160,24 @@ def test_one_point_that_cannot_be_built_leaves_the_others_computed_as_alone():
         assert got.mu_up_obs == pytest.approx(want.mu_up_obs, rel=1e-9)
 
 
-def test_points_that_do_not_fit_one_batch_are_isolated_too():
+def test_points_that_do_not_fit_one_batch_are_computed_in_their_own():
     bkg = _background()
     other_bins = _with_signal(bkg, [1.0, 1.0])
     other_bins["observations"][1]["data"].append(5.0)  # CR now has 3 bins in its observation
     for sample in other_bins["channels"][1]["samples"]:
         sample["data"].append(1.0)
         sample["modifiers"][2]["data"].append(1.0)
-    results = evaluate_points([_with_signal(bkg, [8.0, 3.0]), other_bins])
-    assert results[0].error is None and results[0].cls_obs is not None
-    assert "does not fit in one batch" in results[1].error
+    broken = _with_signal(bkg, [1.0, 1.0])
+    broken["channels"][1]["samples"][0]["modifiers"][0]["data"] = {"hi": 1.1}  # no "lo"
+    points = [_with_signal(bkg, [8.0, 3.0]), other_bins, broken, _with_signal(bkg, [2.0, 1.0])]
+    results = evaluate_points(points)
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    assert "needs a positive finite 'lo' factor" in results[2].error
+    assert results[2].error.endswith("(at /channels/1/samples/0/modifiers/0/data/lo)")
+    for k in (0, 1, 3):
+        (alone,) = hypotest(compile_models([points[k]]), InferenceOptions())
+        assert results[k].error is None
+        assert results[k].cls_obs == pytest.approx(alone.cls_obs, rel=1e-9)
 
 
 def test_every_point_failing_gives_every_point_its_error():

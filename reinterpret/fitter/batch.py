@@ -23,11 +23,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CompiledPoints:
     """The batch of the points that could be built; `indices[r]` is the input position of
-    model row r, `errors` maps the input position of every other point to its reason."""
+    model row r, `errors` maps the input position of every point that cannot be built to its
+    reason, `deferred` lists the points that build alone but not in this batch (say with
+    other channels): they need a batch of their own."""
 
     model: ModelBatch | None
     indices: tuple[int, ...]
     errors: dict[int, str]
+    deferred: tuple[int, ...] = ()
 
 
 # What compiling a workspace that skipped validation may raise besides ModelError; each is
@@ -92,15 +95,24 @@ def compile_points(
                 alone[order[k]] = spec
             except _MALFORMED as exc:
                 errors[order[k]] = str(exc) if isinstance(exc, FitterError) else repr(exc)
+        if not alone:
+            return CompiledPoints(None, (), errors)
+        try:
+            return CompiledPoints(ModelBatch(list(alone.values()), codes), tuple(alone), errors)
+        except _MALFORMED as exc:
+            log.info("the points do not fit in one batch (%r)", exc)
+        # Rarer still: points that do not fit together. Keep those that fit with the first
+        # ones kept (one compilation per point), defer the others to a batch of their own.
         kept: list[int] = []
+        deferred: list[int] = []
         for i in alone:
             try:
                 ModelBatch([alone[j] for j in [*kept, i]], codes)
                 kept.append(i)
-            except _MALFORMED as exc:
-                errors[i] = f"does not fit in one batch with the other points: {exc}"
-        model = ModelBatch([alone[i] for i in kept], codes) if kept else None
-        return CompiledPoints(model, tuple(kept), errors)
+            except _MALFORMED:
+                deferred.append(i)
+        model = ModelBatch([alone[i] for i in kept], codes)
+        return CompiledPoints(model, tuple(kept), errors, tuple(deferred))
 
 
 def evaluate_points(
@@ -121,23 +133,26 @@ def evaluate_points(
         try:
             results = hypotest(compiled.model, options)
         except FitterError as exc:
+            results = None
             if len(compiled.indices) == 1:
                 results = [PointResult.failed(0, f"cannot fit: {exc}", options.upper_limit)]
             else:
-                # Fit them one by one: the failure then stays with the point that causes it.
                 log.info(
                     "a batch of %d points failed (%s); fitting them one by one",
                     len(compiled.indices),
                     exc,
                 )
-                return _one_by_one(workspaces, compiled, out, options, measurement, codes)
-        for i, result in zip(compiled.indices, results, strict=True):
-            out[i] = replace(result, index=i)
-    return [out[i] for i in range(len(workspaces))]
-
-
-def _one_by_one(workspaces, compiled, out, options, measurement, codes) -> list[PointResult]:
-    for i in compiled.indices:
-        (out[i],) = evaluate_points([workspaces[i]], options, measurement, codes)
-        out[i] = replace(out[i], index=i)
-    return [out[i] for i in range(len(workspaces))]
+        if results is None:
+            # One by one: a failure then stays with the point that causes it.
+            for i in compiled.indices:
+                (out[i],) = evaluate_points([workspaces[i]], options, measurement, codes)
+        else:
+            out.update(zip(compiled.indices, results, strict=True))
+    if compiled.deferred:
+        later = [workspaces[i] for i in compiled.deferred]
+        for i, result in zip(
+            compiled.deferred, evaluate_points(later, options, measurement, codes), strict=True
+        ):
+            out[i] = result
+    # Results carry their position in the input.
+    return [replace(out[i], index=i) for i in range(len(workspaces))]
