@@ -112,6 +112,7 @@ def test_cls_reports_user_mistakes_without_traceback(bundle, tmp_path):
     # A background-only workspace has no POI modifier: a clear message, not a crash.
     out = manage("cls", root / "RegionA" / "BkgOnly.json", env_dir=tmp_path)
     assert out.returncode != 0 and "parameter of interest" in out.stderr
+    assert "the point could not be evaluated" in out.stderr
 
 
 @pytest.mark.slow

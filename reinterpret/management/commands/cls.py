@@ -66,8 +66,12 @@ class Command(BaseCommand):
         failed = [r for r in results if r["error"] is not None]
         if failed and len(failed) == len(results):
             reasons = sorted({r["error"] for r in failed})
-            label = "the point" if len(results) == 1 else f"none of the {len(results)} points"
-            raise CommandError(f"{label} could be evaluated: " + "; ".join(reasons[:3]))
+            label = (
+                "the point could not be evaluated"
+                if len(results) == 1
+                else f"none of the {len(results)} points could be evaluated"
+            )
+            raise CommandError(f"{label}: " + "; ".join(reasons[:3]))
         if failed:
             self.stderr.write(
                 f"{len(failed)} of {len(results)} points could not be evaluated "
