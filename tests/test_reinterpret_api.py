@@ -293,3 +293,40 @@ def test_a_published_patchset_with_an_empty_patch_ingests_and_scans(client):
     failed = [p["patch"] for p in job["result"]["points"] if p["error"]]
     assert failed == ["3Lconfig_MLL_v2p2_CRs_C1N2_WZ_150_50_3L_2L7"]
     assert sum(p["cls_obs"] is not None for p in job["result"]["points"]) == 90
+
+
+def test_shown_numbers_give_a_reason_for_each_null_and_the_bound_for_limits_above_it():
+    from reinterpret.services import shown_numbers
+
+    result = {
+        "cls_obs": None,
+        "cls_exp": [0.01, 0.02, None, 0.2, 0.3],
+        "mu_hat": 0.25,
+        "mu_hat_error": None,
+        "twice_nll": 12.5,
+        "mu_up_obs": None,
+        "mu_up_exp": [1.5, 2.0, 3.0, None, None],
+        "limit_above_poi_bound": True,
+        "limit_above_poi_bound_exp": [False, False, False, True, False],
+        "poi_upper_bound": 10.0,
+        "null_reasons": {
+            "cls_obs": "not a finite number (nan); see the warnings",
+            "cls_exp[2]": "not a finite number (inf)",
+            "mu_hat_error": "the parameter of interest is fixed",
+            "mu_up_obs": "above the upper bound of the POI (10)",
+            "mu_up_exp[3]": "above the upper bound of the POI (10)",
+            "mu_up_exp[4]": "the limit was not bracketed",
+        },
+        "error": None,
+    }
+    shown = shown_numbers(result)
+    assert shown["cls_obs"]["text"] == "—" and "nan" in shown["cls_obs"]["reason"]
+    assert shown["mu_hat"]["text"] == "0.2500" and shown["mu_hat"]["reason"] == ""
+    assert shown["mu_up_obs"]["text"] == "> 10" and shown["mu_up_obs"]["above"]
+    labels, cls, limits = zip(*shown["band"], strict=True)
+    assert labels[2] == "median" and cls[2]["reason"] == "not a finite number (inf)"
+    assert [u["text"] for u in limits] == ["1.5000", "2.0000", "3.0000", "> 10", "—"]
+    assert limits[4]["reason"] == "the limit was not bracketed"
+    failed = shown_numbers({**result, "null_reasons": {}, "error": "cannot build the model: x"})
+    assert failed["twice_nll"]["text"] == "12.5000"  # a number is shown when there is one
+    assert failed["cls_obs"]["reason"] == "cannot build the model: x"
