@@ -15,7 +15,6 @@ from hepstore.jsonio import patchset_digest
 from hepstore.schemas import fragment_errors, validator
 
 ERROR, WARNING = "error", "warning"
-KNOWN_PATCHSET_METADATA = {"name", "description", "digests", "labels", "references"}
 
 
 @dataclass(frozen=True)
@@ -135,11 +134,13 @@ def check_workspace(
     prefix: str = "",
     context: str = "",
     orphan_observations_are_errors: bool = True,
+    supplied_modifiers: frozenset[str] = frozenset(),
 ) -> None:
     """Consistency checks beyond the schema; ws must already satisfy the schema.
 
     A patch may remove a channel and leave its observation behind (published patchsets do:
-    the fit ignores it), so for patched workspaces that is only a warning."""
+    the fit ignores it), so for patched workspaces that is only a warning. supplied_modifiers
+    are modifier names the signal patches bring in (the measurement may set them up)."""
     say = (context + ": ") if context else ""
     observations: dict[str, int] = {}
     for i, obs in enumerate(ws["observations"]):
@@ -224,7 +225,13 @@ def check_workspace(
             )
     for m, meas in enumerate(ws["measurements"]):
         _check_measurement(
-            meas, modifiers, report, file, f"{prefix}/measurements/{m}", say, require_poi
+            meas,
+            modifiers | supplied_modifiers,
+            report,
+            file,
+            f"{prefix}/measurements/{m}",
+            say,
+            require_poi,
         )
 
 
@@ -373,14 +380,8 @@ def check_patchset(
     ps: dict, workspace: dict | None, report: Report, file: str, workspace_file: str
 ) -> list[dict]:
     """Patchset checks; returns the patched workspaces that are valid (for the summary)."""
+    # The specification allows further metadata keys: they are not warned about.
     meta = ps["metadata"]
-    for key in meta:
-        if key not in KNOWN_PATCHSET_METADATA:
-            report.warning(
-                file,
-                f"/metadata/{key}",
-                f"metadata key {key!r} is not part of the patchset 1.0.0 specification",
-            )
     labels = meta["labels"]
     names: dict[str, int] = {}
     values: dict[tuple, str] = {}
@@ -419,8 +420,11 @@ def check_patchset(
                 f"background-only workspace {workspace_file} (it has sha256 {actual})",
             )
     patched = []
+    buildable = _Buildable(report, file)
     for i, patch in enumerate(ps["patches"]):
         name = patch["metadata"]["name"]
+        if _empty_patch(patch, report, file, i, name):
+            continue
         try:
             result = patching.apply(workspace, patch["patch"])
         except patching.PatchError as exc:
@@ -430,8 +434,9 @@ def check_patchset(
             continue
         before = len(report.errors)
         _check_patched(result, patch["patch"], report, file, i, name)
-        if len(report.errors) == before:
+        if len(report.errors) == before and buildable.check(result, i, name):
             patched.append(result)
+    buildable.report_all()
     return patched
 
 
@@ -546,9 +551,21 @@ def validate_region(region: Region, report: Report) -> None:
     """All checks of one region; fills region.summary when the workspace is usable."""
     ws = region.workspace
     ws_ok = ws is not None and check_schema(ws, "workspace", report, region.workspace_file)
-    if ws_ok:
-        check_workspace(ws, report, region.workspace_file, require_poi=region.patchset is None)
     ps = region.patchset
+    if ws_ok:
+        before = len(report.errors)
+        check_workspace(
+            ws,
+            report,
+            region.workspace_file,
+            require_poi=ps is None,
+            supplied_modifiers=patch_modifier_names(ps),
+        )
+        if ps is None and len(report.errors) == before:
+            # A workspace without patches is a model in itself: it must be one the fitter builds.
+            buildable = _Buildable(report, region.workspace_file)
+            buildable.check(ws, None, None)
+            buildable.report_all()
     patched: list[dict] = []
     if ps is not None and check_schema(ps, "patchset", report, region.patchset_file):
         patched = check_patchset(
@@ -559,3 +576,83 @@ def validate_region(region: Region, report: Report) -> None:
             region.summary = summarise(ws, ps, patched)
         except (KeyError, IndexError, TypeError):
             region.summary = {}
+
+
+# ------------------------------------------------------- what the fitter can evaluate (issue 15)
+
+
+def patch_modifier_names(patchset) -> frozenset[str]:
+    """Names of the modifiers the patches of a patchset bring in (any shape of operation
+    value: a channel, a sample, a modifier or a list of them); empty without a patchset."""
+    names: set[str] = set()
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("name"), str) and isinstance(value.get("type"), str):
+                names.add(value["name"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    patches = patchset.get("patches") if isinstance(patchset, dict) else None
+    for patch in patches if isinstance(patches, list) else []:
+        ops = patch.get("patch") if isinstance(patch, dict) else None
+        for op in ops if isinstance(ops, list) else []:
+            if isinstance(op, dict):
+                walk(op.get("value"))
+    return frozenset(names)
+
+
+def _empty_patch(patch: dict, report: Report, file: str, index: int, name: str) -> bool:
+    """An empty patch (the schema allows it; published patchsets have them) is accepted with a
+    warning: its point is the background-only model, with no signal to evaluate."""
+    if patch["patch"]:
+        return False
+    report.warning(
+        file,
+        f"/patches/{index}/patch",
+        f"patch {name!r} is empty: its point is the background-only workspace, with no signal; "
+        "it is kept, but no CLs can be computed for it",
+    )
+    return True
+
+
+class _Buildable:
+    """Asks the fitter's own spec reader whether each (patched) workspace can be built into a
+    model, so that what validates is what can be evaluated. One cause shared by many patches
+    (say the measurement gives the lumi parameter no auxdata) is reported once, naming how
+    many patches it stops."""
+
+    def __init__(self, report: Report, file: str):
+        self.report, self.file = report, file
+        self.cache: dict = {}  # the reader's cache: samples shared by the patches read once
+        self.failures: dict[tuple[str, str], list[tuple[int | None, str | None]]] = {}
+
+    def check(self, ws: dict, index: int | None, name: str | None) -> bool:
+        from reinterpret.fitter import ModelError
+        from reinterpret.fitter.spec import read_workspace
+
+        try:
+            read_workspace(ws, None, self.cache, check_data=True)
+        except ModelError as exc:
+            self.failures.setdefault((str(exc), exc.pointer or ""), []).append((index, name))
+            return False
+        return True
+
+    def report_all(self) -> None:
+        for (message, inner), where in self.failures.items():
+            index, name = where[0]
+            if index is None:
+                self.report.error(
+                    self.file, inner, f"the fitter cannot build this workspace: {message}"
+                )
+                continue
+            others = f" (and {len(where) - 1} other patches)" if len(where) > 1 else ""
+            self.report.error(
+                self.file,
+                f"/patches/{index}/patch",
+                f"the workspace patched by {name!r}{others} cannot be built into a model: "
+                f"{message} (at {inner or '/'})",
+            )

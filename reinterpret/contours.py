@@ -20,14 +20,22 @@ CURVES = {"observed": None, "expected": 2, "expected_minus_1sigma": 1, "expected
 def _values(results: list[dict], curve: str) -> np.ndarray:
     index = CURVES[curve]
     raw = [r["cls_obs"] if index is None else r["cls_exp"][index] for r in results]
-    return np.log10(np.clip(np.asarray(raw, dtype=float), 1e-300, None))
+    # A null CLs (see the result's null_reasons) is NaN here: triangles touching it are skipped.
+    values = np.array([np.nan if x is None else x for x in raw], dtype=float)
+    return np.log10(np.clip(values, 1e-300, None))
 
 
 def contours(results: list[dict], labels: list[str], x_label: str, y_label: str) -> dict:
-    """Segments per curve; results carry 'values' aligned with labels."""
+    """Segments per curve; results carry 'values' aligned with labels. Points that could not
+    be evaluated (their 'error' is set) are left out, and counted in 'left_out'."""
+    evaluated = [r for r in results if r.get("error") is None]
+    left_out = len(results) - len(evaluated)
+    results = evaluated
     ix, iy = labels.index(x_label), labels.index(y_label)
     pts = np.array([[float(r["values"][ix]), float(r["values"][iy])] for r in results])
     out = {"x_label": x_label, "y_label": y_label, "level": LEVEL, "curves": {}}
+    if left_out:
+        out["left_out"] = left_out
     if len(pts) < 3:
         out["note"] = "fewer than three points: no contour"
         return out
@@ -44,6 +52,8 @@ def contours(results: list[dict], labels: list[str], x_label: str, y_label: str)
         f = _values(results, curve) - target
         segments = []
         for simplex in tri.simplices:
+            if not np.isfinite(f[simplex]).all():
+                continue
             crossing = []
             for a, b in ((0, 1), (1, 2), (2, 0)):
                 i, j = simplex[a], simplex[b]
@@ -56,8 +66,10 @@ def contours(results: list[dict], labels: list[str], x_label: str, y_label: str)
     return out
 
 
-def _colour(cls: float) -> str:
+def _colour(cls: float | None) -> str:
     """Red for excluded (CLs < 0.05), through yellow, to blue for allowed."""
+    if cls is None:
+        return "rgb(160,160,160)"  # not evaluated, or CLs null (see its reason)
     x = min(max((math.log10(max(cls, 1e-12)) + 4.0) / 4.0, 0.0), 1.0)
     r, g, b = (
         int(215 - 170 * x),
@@ -65,6 +77,14 @@ def _colour(cls: float) -> str:
         int(39 + 180 * x),
     )
     return f"rgb({r},{g},{b})"
+
+
+def _cls_text(result: dict) -> str:
+    if result.get("error"):
+        return f"not evaluated: {result['error']}"
+    if result["cls_obs"] is None:
+        return f"CLs null: {result.get('null_reasons', {}).get('cls_obs', 'no value')}"
+    return f"CLs {result['cls_obs']:.3g}"
 
 
 def svg(
@@ -112,7 +132,7 @@ def svg(
         cx, cy = px(x, y)
         parts.append(
             f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{_colour(r["cls_obs"])}">'
-            f"<title>{escape(str(r.get('patch')))}: CLs {r['cls_obs']:.3g}</title>"
+            f"<title>{escape(str(r.get('patch')))}: {_cls_text(r)}</title>"
             "</circle>"
         )
     styles = {

@@ -13,6 +13,13 @@ class PatchFailed(ReinterpretError):
     status = 422
 
 
+class PointNotEvaluable(ReinterpretError):
+    """The patched workspace cannot be built into a model or fitted."""
+
+    code = "point_not_evaluable"
+    status = 422
+
+
 class TooBusy(ReinterpretError):
     """Too much work pending; retry_after (seconds) becomes the Retry-After header."""
 

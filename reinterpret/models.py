@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import timedelta
 
@@ -10,6 +11,15 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+
+class FiniteJSONEncoder(json.JSONEncoder):
+    """Refuses NaN and infinities (they are not JSON): a stored result holds null with a
+    reason instead, and a value that slipped through fails loudly rather than being stored."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_nan"] = False
+        super().__init__(*args, **kwargs)
 
 
 def custom_cache_expiry():
@@ -47,7 +57,7 @@ class CachedResult(models.Model):
         "hepstore.Likelihood", on_delete=models.CASCADE, related_name="cached_results"
     )
     signal = models.CharField(max_length=300, blank=True, help_text="archived point, if any")
-    result = models.JSONField()
+    result = models.JSONField(encoder=FiniteJSONEncoder)
     inputs = models.JSONField(help_text="digests and settings the key was computed from")
     seconds = models.FloatField(default=0.0)
     cpu_seconds = models.FloatField(default=0.0, help_text="CPU time of the evaluation (s)")
@@ -119,7 +129,7 @@ class Job(models.Model):
     params = models.JSONField(default=dict)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
-    result = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, encoder=FiniteJSONEncoder)
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
@@ -165,7 +175,7 @@ class ScanPointResult(models.Model):
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="points")
     name = models.CharField(max_length=300)
-    result = models.JSONField()
+    result = models.JSONField(encoder=FiniteJSONEncoder)
     worker = models.CharField(max_length=200, blank=True, help_text="worker that computed it")
 
     class Meta:

@@ -8,15 +8,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hepstore import patching
-from reinterpret.errors import PatchFailed, ReinterpretError
+from reinterpret.errors import PatchFailed, PointNotEvaluable, ReinterpretError
 from reinterpret.fitter import (
     ENGINE_VERSION,
     FitterError,
     InferenceOptions,
     InterpolationCodes,
     PointResult,
-    compile_models,
-    hypotest,
+    compile_points,
+    evaluate_points,
 )
 
 log = logging.getLogger(__name__)
@@ -97,42 +97,49 @@ def evaluate(
     settings: Settings,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
-    """Hypothesis test (and limits) for every point, in memory-bounded chunks."""
+    """Hypothesis test (and limits) for every point, in memory-bounded chunks.
+
+    A point that cannot be built or fitted gets its own result with `error` set (and every
+    number null); the other points are computed all the same."""
     if not points:
         return []
-    options = InferenceOptions(
-        test_stat=settings.test_stat, mu_test=settings.mu_test, upper_limit=settings.upper_limit
-    )
     try:
-        probe = compile_models([points[0].workspace], settings.measurement, settings.codes)
+        options = InferenceOptions(
+            test_stat=settings.test_stat, mu_test=settings.mu_test, upper_limit=settings.upper_limit
+        )
     except FitterError as exc:
-        raise ReinterpretError(f"cannot build the model: {exc}") from exc
-    per_point = bytes_per_point(probe.npars * 2, probe.nsb * 2, probe.nbins)
-    chunk = max(1, min(len(points), settings.memory_budget_mb * 2**20 // per_point))
+        raise ReinterpretError(str(exc)) from exc
+    chunk = _chunk_size(points, settings) if len(points) > 1 else 1
     out: list[dict] = []
     done = 0
     for start in range(0, len(points), chunk):
         part = points[start : start + chunk]
-        try:
-            # A lone first point is the model already compiled to size the chunks.
-            model = (
-                probe
-                if len(part) == 1 and start == 0
-                else compile_models(
-                    [p.workspace for p in part], settings.measurement, settings.codes
-                )
-            )
-            results = hypotest(model, options)
-        except FitterError as exc:
-            raise ReinterpretError(f"cannot evaluate the model: {exc}") from exc
-        out += [result_dict(p, r, settings.upper_limit) for p, r in zip(part, results, strict=True)]
+        results = evaluate_points(
+            [p.workspace for p in part], options, settings.measurement, settings.codes
+        )
+        for p, r in zip(part, results, strict=True):
+            if r.error is not None:
+                log.debug("point %s not evaluated: %s", p.name, r.error)
+            out.append(result_dict(p, r, settings.upper_limit))
         done += len(part)
         if progress:
             progress(done, len(points))
     return out
 
 
+def _chunk_size(points: Sequence[Point], settings: Settings) -> int:
+    """Points per batch under the memory budget, sized on the first point that builds."""
+    for point in points:
+        probe = compile_points([point.workspace], settings.measurement, settings.codes).model
+        if probe is not None:
+            per_point = bytes_per_point(probe.npars * 2, probe.nsb * 2, probe.nbins)
+            return max(1, min(len(points), settings.memory_budget_mb * 2**20 // per_point))
+    return len(points)  # none builds: each gets its error, no fit runs
+
+
 def result_dict(point: Point, result: PointResult, upper_limit: bool) -> dict:
+    """The JSON form of a point's result (CLI, API, database): numbers or null, a reason
+    for every null in `null_reasons`, and `error` for a point that could not be evaluated."""
     data = {
         "patch": point.name,
         "values": list(point.values) if point.values is not None else None,
@@ -143,16 +150,76 @@ def result_dict(point: Point, result: PointResult, upper_limit: bool) -> dict:
         "twice_nll": result.twice_nll,
         "converged": result.converged,
         "warnings": list(result.warnings),
+        "null_reasons": dict(result.null_reasons),
+        "error": result.error,
     }
     if upper_limit:
         data["mu_up_obs"] = result.mu_up_obs
-        data["mu_up_exp"] = list(result.mu_up_exp) if result.mu_up_exp else None
+        data["mu_up_exp"] = list(result.mu_up_exp) if result.mu_up_exp else [None] * 5
+        data["limit_above_poi_bound"] = result.limit_above_poi_bound
+        data["limit_above_poi_bound_exp"] = list(result.limit_above_poi_bound_exp or [False] * 5)
+        data["limits_converged"] = result.limits_converged
+        data["poi_upper_bound"] = result.poi_upper_bound
+    # Reasons for the numbers shown (not for q_obs, q_asimov, nor limits not asked for).
+    data["null_reasons"] = {k: v for k, v in result.null_reasons.items() if k.split("[")[0] in data}
     return data
+
+
+SIGMA_LABELS = ("−2σ", "−1σ", "median", "+1σ", "+2σ")
+
+
+def shown_numbers(result: dict) -> dict:
+    """How a result's numbers read on a page: each as {"value": float | None, "text": str,
+    "reason": str, "above": bool} where text is "> 10" for a limit above the POI bound of 10
+    (above) and "—" for a null (reason then says why). Keys: cls_obs, mu_hat, mu_hat_error,
+    twice_nll, mu_up_obs (None without limits), and "band": rows (label, CLs, limit) from
+    −2σ to +2σ."""
+    reasons = result.get("null_reasons") or {}
+    error = result.get("error")
+    bound = result.get("poi_upper_bound")
+
+    def number(key: str, digits: int, above: bool = False) -> dict:
+        base = key.split("[")[0]
+        value = result.get(base)
+        if "[" in key and value is not None:
+            value = value[int(key[key.index("[") + 1 : -1])]
+        if above and bound is not None:
+            why = reasons.get(key, "")
+            return {"value": None, "text": f"> {bound:g}", "reason": why, "above": True}
+        if value is None:
+            why = reasons.get(key) or error or ""
+            return {"value": None, "text": "—", "reason": why, "above": False}
+        return {"value": value, "text": f"{value:.{digits}f}", "reason": "", "above": False}
+
+    above_exp = result.get("limit_above_poi_bound_exp") or [False] * 5
+    limits = "mu_up_obs" in result
+    return {
+        "cls_obs": number("cls_obs", 4),
+        "mu_hat": number("mu_hat", 4),
+        "mu_hat_error": number("mu_hat_error", 3),
+        "twice_nll": number("twice_nll", 4),
+        "mu_up_obs": number("mu_up_obs", 4, bool(result.get("limit_above_poi_bound")))
+        if limits
+        else None,
+        "band": [
+            (
+                label,
+                number(f"cls_exp[{i}]", 5),
+                number(f"mu_up_exp[{i}]", 4, above_exp[i]) if limits else None,
+            )
+            for i, label in enumerate(SIGMA_LABELS)
+        ],
+    }
 
 
 # --------------------------------------------------------------------------- web services
 # Everything below works on archived likelihoods (Django models); the functions above only
 # on plain workspaces.
+
+
+# Bumped when the shape of a stored result changes, so that no older shape is served from the
+# cache (2: nullable numbers with null_reasons, error, limit_above_poi_bound).
+RESULT_FORMAT = 2
 
 
 def service_settings(upper_limit: bool = True) -> Settings:
@@ -168,6 +235,7 @@ def cache_key(background_digest: str, patch_digest: str, settings: Settings) -> 
         "background_sha256": background_digest,
         "patch_sha256": patch_digest,
         "settings": settings.as_dict(),
+        "result_format": RESULT_FORMAT,
     }
     return canonical_sha256(inputs), inputs
 
@@ -178,9 +246,13 @@ def cached_evaluation(
     signal_name: str = "",
     values=None,
     patch_digest: str | None = None,
+    keep_errors: bool = False,
 ) -> tuple[dict, bool]:
     """Result for the background-only workspace patched by operations: from the cache when
     the same inputs and settings were evaluated before, else computed and stored.
+
+    A point that cannot be evaluated raises PointNotEvaluable (a custom signal: the user's
+    to fix), or with keep_errors (an archived point) is a result with `error` set.
 
     Give patch_digest (the sha256 of the canonical operations, which is also their blob
     name) to look the cache up without the operations; they are then read only on a miss.
@@ -210,6 +282,8 @@ def cached_evaluation(
     t0, cpu0 = time.perf_counter(), time.thread_time()
     (result,) = evaluate([point], settings)
     seconds, cpu_seconds = time.perf_counter() - t0, time.thread_time() - cpu0
+    if result["error"] is not None and not keep_errors:
+        raise PointNotEvaluable(f"the signal cannot be evaluated: {result['error']}")
     result = {
         **result,
         "settings": settings.as_dict(),
@@ -245,7 +319,9 @@ def archived_point_result(likelihood, name: str) -> tuple[dict, bool]:
     point = likelihood.signals.filter(name=name).first()
     if point is None:
         raise NotFound(f"no signal point {name!r} in this likelihood")
-    return cached_evaluation(likelihood, None, name, point.values, patch_digest=point.patch_id)
+    return cached_evaluation(
+        likelihood, None, name, point.values, patch_digest=point.patch_id, keep_errors=True
+    )
 
 
 def custom_signal_patch(workspace: dict, payload: dict) -> list[dict]:

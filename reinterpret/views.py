@@ -13,8 +13,10 @@ def point_page(request, pk: int, name: str):
     """Result of one archived signal point with pre- and post-fit yields per channel."""
     likelihood = get_object_or_404(Likelihood.objects.select_related("version__analysis"), pk=pk)
     result, cached = services.archived_point_result(likelihood, name)
-    yields = services.point_yields(likelihood, name)
     channels = []
+    yields = {"observed": {}, "converged": True}
+    if result.get("error") is None:
+        yields = services.point_yields(likelihood, name)
     for channel, observed in yields["observed"].items():
         channels.append(
             {
@@ -39,16 +41,9 @@ def point_page(request, pk: int, name: str):
             "analysis": likelihood.version.analysis,
             "name": name,
             "result": result,
+            "shown": services.shown_numbers(result),
             "cached": cached,
             "channels": channels,
             "fit_converged": yields["converged"],
-            "band": list(
-                zip(
-                    ["−2σ", "−1σ", "median", "+1σ", "+2σ"],
-                    result["cls_exp"],
-                    result.get("mu_up_exp") or [None] * 5,
-                    strict=True,
-                )
-            ),
         },
     )

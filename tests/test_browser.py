@@ -166,3 +166,34 @@ def test_combine_two_regions_scan_and_read_a_points_provenance(live_server, tmp_
         page.screenshot(path=str(tmp_path / "combination_point.png"))
     finally:
         worker.stop.set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reinterpret_panel_shows_points_without_numbers_and_limits_above_the_bound(
+    live_server, bundle, browser_page
+):
+    from reinterpret.jobs import start_embedded_worker
+
+    root, _, ps = bundle
+    ps["patches"][0]["patch"] = []  # an empty patch: that point cannot be evaluated
+    (root / "RegionA" / "patchset.json").write_text(json.dumps(ps))
+    _, version = ingest_paths([root], Publication(title="Example", collaboration="ATLAS"))
+    lh = version.likelihoods.get()
+    worker = start_embedded_worker()
+    try:
+        page = browser_page
+        page.goto(f"{live_server.url}/likelihoods/{lh.pk}/")
+        page.get_by_role("button", name="Compute CLs for every signal point").click()
+        page.wait_for_selector("#contour img", timeout=60000)
+        empty, other = (p["metadata"]["name"] for p in ps["patches"][:2])
+        cell = page.locator(f'tr[data-name="{empty}"] td.cls')
+        assert cell.inner_text() == "not evaluated"
+        assert "parameter of interest" in cell.get_attribute("title")
+        assert float(page.inner_text(f'tr[data-name="{other}"] td.cls')) >= 0
+        # A signal too small to be excluded below the POI's upper bound of 10.
+        page.fill("textarea[name=signal]", "SR_meff,0.01,0.01,0.01")
+        page.get_by_role("button", name="Compute CLs", exact=True).click()
+        page.wait_for_selector("#custom-verdict", timeout=60000)
+        assert "upper limit on μ = > 10" in page.inner_text("#custom-verdict")
+    finally:
+        worker.stop.set()

@@ -30,6 +30,14 @@
     return { status: response.status, data };
   }
 
+  // A number of a result as text: "— (reason)" for null, "> 10" for a limit above the
+  // upper bound of the POI.
+  function shown(value, digits, reason, above, bound) {
+    if (above) return `> ${bound}`;
+    if (value === null || value === undefined) return `— (${reason || "no value"})`;
+    return value.toPrecision(digits);
+  }
+
   function colour(cls) {
     if (cls < 0.05) return "#f6c7c3";
     if (cls < 0.2) return "#fbe3b0";
@@ -41,7 +49,15 @@
       const row = document.querySelector(`tr[data-name="${CSS.escape(point.patch)}"]`);
       if (!row) continue;
       const cell = row.querySelector("td.cls");
+      if (point.error || point.cls_obs === null) {
+        // No number: say so, and why (a point that cannot be built, or a null CLs).
+        cell.textContent = point.error ? "not evaluated" : "—";
+        cell.title = point.error || (point.null_reasons || {}).cls_obs || "";
+        cell.style.background = "";
+        continue;
+      }
       cell.textContent = point.cls_obs.toPrecision(3);
+      cell.title = "";
       cell.style.background = colour(point.cls_obs);
     }
     if (job.result.contour) {
@@ -126,14 +142,19 @@
       let { status, data } = await call("POST", `${api}/likelihoods/${id}/reinterpret`,
                                         parseSignal(text));
       if (status === 202) data = (await follow(data, progress, null)).result;
-      const exp = data.cls_exp.map((x) => x.toPrecision(3)).join(", ");
+      const why = data.null_reasons || {};
+      const exp = data.cls_exp.map((x, i) => shown(x, 3, why[`cls_exp[${i}]`])).join(", ");
+      const limit = shown(data.mu_up_obs, 4, why.mu_up_obs, data.limit_above_poi_bound,
+                          data.poi_upper_bound);
+      const known = data.cls_obs !== null;
       out.innerHTML = "";
       const box = document.createElement("div");
-      box.className = "verdict " + (data.cls_obs < 0.05 ? "invalid" : "valid");
+      box.className = "verdict " + (!known || data.cls_obs < 0.05 ? "invalid" : "valid");
       box.id = "custom-verdict";
-      box.textContent = `CLs obs = ${data.cls_obs.toPrecision(4)} (expected −2σ…+2σ: ${exp}); ` +
-        `μ̂ = ${data.mu_hat.toPrecision(3)}; upper limit on μ = ${data.mu_up_obs.toPrecision(4)}` +
-        (data.cls_obs < 0.05 ? " — excluded at 95% CL" : " — not excluded");
+      box.textContent = `CLs obs = ${shown(data.cls_obs, 4, why.cls_obs)} ` +
+        `(expected −2σ…+2σ: ${exp}); μ̂ = ${shown(data.mu_hat, 3, why.mu_hat)}; ` +
+        `upper limit on μ = ${limit}` +
+        (!known ? "" : data.cls_obs < 0.05 ? " — excluded at 95% CL" : " — not excluded");
       out.appendChild(box);
     } catch (e) {
       out.innerHTML = "";
