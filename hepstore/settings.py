@@ -110,6 +110,10 @@ try:
     FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
 except OSError:
     FILE_UPLOAD_TEMP_DIR = None
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "hepstore.uploads.LockedTemporaryFileUploadHandler",
+]
 
 ELASTICSEARCH_URL = env_str("ELASTICSEARCH_URL", "")
 REDIS_URL = env_str("REDIS_URL", "")
