@@ -174,7 +174,10 @@ def sniff(head: bytes, name: str, more: bool) -> None:
         raise JSONProblem("empty file, expected a JSON document")
     if stripped[:1] not in (b"{", b"["):
         shown = stripped[:16].decode("utf-8", "replace")
-        raise JSONProblem(f"not JSON: {name} starts with {shown!r}, not '{{' or '['")
+        raise JSONProblem(
+            f"not JSON: {name} starts with {shown!r}, where a JSON object or array starts "
+            "with '{' or '['"
+        )
 
 
 def load_path(path: str | Path, max_bytes: int | None = None, duplicates: list | None = None):

@@ -35,12 +35,13 @@ WORK_PREFIX = "work-"
 JOURNAL_PREFIX = "ingest-"
 JOURNAL_SUFFIX = ".journal"
 REQUESTS = "requests"
-# Django's upload temp files of a request killed mid-way carry no owner; a request keeps
-# its file for no longer than it takes to upload and validate one submission.
-REQUEST_FILE_MAX_AGE = 3600.0
 # A scratch directory is locked right after it is made; one without its lock file is
 # only taken for abandoned when it is older than this.
 UNLOCKED_GRACE = 60.0
+# A request's upload file is locked within microseconds of its creation (by
+# uploads.LockedTemporaryFileUploadHandler); an unlocked one younger than this may be
+# between the two, so it is left for the next sweep.
+REQUEST_FILE_GRACE = 5.0
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
@@ -112,12 +113,24 @@ def stale_entries() -> list[Path]:
             found.append(entry)
     requests = base / REQUESTS
     if requests.is_dir():
-        now = time.time()
         for entry in sorted(requests.iterdir()):
-            with contextlib.suppress(FileNotFoundError):
-                if now - entry.stat().st_mtime > REQUEST_FILE_MAX_AGE:
-                    found.append(entry)
+            if entry.is_file() and _unlocked_request_file(entry):
+                found.append(entry)
     return found
+
+
+def _unlocked_request_file(path: Path) -> bool:
+    try:
+        if time.time() - path.stat().st_mtime <= REQUEST_FILE_GRACE:
+            return False
+        with open(path, "rb") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a live request is still using it
+            return True
+    except FileNotFoundError:
+        return False
 
 
 def remove(path: Path) -> None:

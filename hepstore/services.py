@@ -159,6 +159,9 @@ def _with_named_record(publication: Publication, regions, report: Report) -> Pub
 
 def _record(regions, publication, user, note, writer) -> AnalysisVersion:
     collaboration, _ = Collaboration.objects.get_or_create(name=publication.collaboration.strip())
+    # Submissions of one collaboration are recorded one at a time (on PostgreSQL; SQLite's
+    # write transactions are serialised anyway), so two identical ones cannot both be new.
+    collaboration = Collaboration.objects.select_for_update().get(pk=collaboration.pk)
     if user is not None and not collaboration.allows(user):
         raise PermissionDenied(f"you may not submit for the {collaboration.name} collaboration")
     analysis = None

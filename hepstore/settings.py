@@ -161,6 +161,10 @@ try:
     FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
 except OSError:
     FILE_UPLOAD_TEMP_DIR = None
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "hepstore.uploads.LockedTemporaryFileUploadHandler",
+]
 
 ELASTICSEARCH_URL = env_url("ELASTICSEARCH_URL", ("http", "https"))
 # With REDIS_URL jobs run on Celery workers (`celery -A hepstore worker`), else on the

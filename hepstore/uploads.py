@@ -4,14 +4,27 @@ how many are validated at once per process (validation holds parsed documents in
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
 from hepstore import scratch
 from hepstore.errors import Busy, TooLarge, UnusableInput
+
+
+class LockedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
+    """Django's streaming upload handler, with the request's temporary file locked by the
+    process writing it: a file under FILE_UPLOAD_TEMP_DIR whose lock can be taken was left
+    by a process that died mid-request, and fsck / the next ingestion remove it."""
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        fcntl.flock(self.file.file.fileno(), fcntl.LOCK_EX)
+
 
 _slots_guard = threading.Lock()
 _slots: dict[int, threading.BoundedSemaphore] = {}

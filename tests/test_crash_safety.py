@@ -267,3 +267,24 @@ def test_identical_submission_through_the_api_is_a_409_naming_the_version(bundle
     analysis = AnalysisVersion.objects.get().analysis_id
     assert error["code"] == "already_stored"
     assert f"version 1 of analysis {analysis}" in error["message"]
+
+
+def test_request_upload_files_are_swept_only_once_their_request_is_gone(settings, tmp_path):
+    from hepstore.uploads import LockedTemporaryFileUploadHandler
+
+    requests = scratch.root() / scratch.REQUESTS
+    requests.mkdir(parents=True)
+    settings.FILE_UPLOAD_TEMP_DIR = str(requests)
+    handler = LockedTemporaryFileUploadHandler()
+    handler.new_file("file", "bundle.tar.gz", "application/gzip", 10, None)
+    live = Path(handler.file.temporary_file_path())
+    dead = requests / "tmpabc.upload.gz"  # left by a server killed mid-request
+    dead.write_bytes(b"partial")
+    past = time.time() - 60
+    for path in (live, dead):
+        os.utime(path, (past, past))
+    assert scratch.stale_entries() == [dead]
+    blobs.sweep(wait=0)
+    assert live.exists() and not dead.exists()
+    handler.file.close()  # the request ends: Django removes its file
+    assert not live.exists()
