@@ -109,3 +109,8 @@ def test_the_analysis_list_page_uses_the_same_filters(three):
     assert "Search 0" in page.get("/", {"q": "atlas"}).content.decode()
     refused = page.get("/", {"year": "99999999999999999999"})
     assert refused.status_code == 400 and b"year" in refused.content
+
+
+def test_list_filters_do_not_apply_to_one_objects_url(client, three):
+    analysis = three[0]
+    assert client.get(f"/api/v1/analyses/{analysis}/?year=abc").status_code == 200

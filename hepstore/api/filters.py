@@ -50,6 +50,8 @@ class FilterBackend(DjangoFilterBackend):
     parameter; a filter given twice, or a typed filter given empty, is refused too."""
 
     def filter_queryset(self, request, queryset, view):
+        if getattr(view, "detail", False):  # filters narrow lists, not one object's URL
+            return queryset
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset
