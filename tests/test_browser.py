@@ -117,4 +117,4 @@ def test_reinterpret_panel_scans_the_grid_and_evaluates_a_pasted_signal(
         page.wait_for_selector("#point-verdict")
         assert page.locator("svg[aria-label$='post-fit']").count() == 2
     finally:
-        worker.stop.set()
+        worker.shutdown()
