@@ -117,7 +117,7 @@ def test_reinterpret_panel_scans_the_grid_and_evaluates_a_pasted_signal(
         page.wait_for_selector("#point-verdict")
         assert page.locator("svg[aria-label$='post-fit']").count() == 2
     finally:
-        worker.stop.set()
+        worker.shutdown()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -165,7 +165,7 @@ def test_combine_two_regions_scan_and_read_a_points_provenance(live_server, tmp_
         assert "Combined: CLs obs =" in page.inner_text("#point-verdict")
         page.screenshot(path=str(tmp_path / "combination_point.png"))
     finally:
-        worker.stop.set()
+        worker.shutdown()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -196,4 +196,4 @@ def test_reinterpret_panel_shows_points_without_numbers_and_limits_above_the_bou
         page.wait_for_selector("#custom-verdict", timeout=60000)
         assert "upper limit on μ = > 10" in page.inner_text("#custom-verdict")
     finally:
-        worker.stop.set()
+        worker.shutdown()

@@ -18,7 +18,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from hepstore.logs import log_context
@@ -123,6 +123,13 @@ class Worker:
         self.poll = poll
         self.stop = threading.Event()
         self.slots = threading.Semaphore(settings.REINTERPRET_MAX_CONCURRENT_FITS)
+        self.thread: threading.Thread | None = None
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop (running jobs go back to the queue) and wait for the worker's thread."""
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
 
     def run_forever(self) -> None:
         """Claim and run jobs until stop is set; then put the running ones back in the queue."""
@@ -140,6 +147,7 @@ class Worker:
             threading.Thread(target=self._run_one, args=(job,), daemon=True).start()
         count = requeue_worker(self.name)
         log.info("job worker %s stopped; %d running job(s) re-queued", self.name, count)
+        connection.close()
 
     def _run_one(self, job: Job) -> None:
         beating = threading.Event()
@@ -148,15 +156,18 @@ class Worker:
         interval = max(0.5, min(10.0, settings.REINTERPRET_STALE_SECONDS / 4))
 
         def beat():
-            while not beating.wait(interval):
-                job.beat()
+            try:
+                while not beating.wait(interval):
+                    job.beat()
+            finally:
+                connection.close()  # this thread's own connection ends with it
 
         threading.Thread(target=beat, daemon=True).start()
         try:
             run(job, self.name, self.stop)
         finally:
             beating.set()
-            close_old_connections()
+            connection.close()  # this thread's own connection ends with it
             self.slots.release()
 
     def run_until_idle(self, timeout: float = 600.0) -> None:
@@ -172,5 +183,6 @@ class Worker:
 
 def start_embedded_worker() -> Worker:
     worker = Worker()
-    threading.Thread(target=worker.run_forever, name="job-worker", daemon=True).start()
+    worker.thread = threading.Thread(target=worker.run_forever, name="job-worker", daemon=True)
+    worker.thread.start()
     return worker

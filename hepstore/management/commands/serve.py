@@ -93,6 +93,6 @@ def _stop_worker(server, gunicorn_worker) -> None:
     if job_worker is not None:
         from reinterpret.jobs.database import requeue_worker
 
-        job_worker.stop.set()
+        job_worker.shutdown(timeout=5)
         count = requeue_worker(job_worker.name)
         log.info("embedded job worker stopped; %d running job(s) re-queued", count)
