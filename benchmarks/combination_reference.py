@@ -10,6 +10,13 @@ Two real likelihoods of one search, regions B and C of the ATLAS sbottom search
     pyhf.infer.hypotest(1.0, data, model, test_stat="qtilde", return_expected_set=True)
     pyhf.infer.intervals.upper_limits.upper_limit(data, model, level=0.05)   (some points)
 
+HistFactory JSON 1.0.0 (pyhf's schema) requires a `lumi` modifier to be named "lumi", so a
+decorrelated luminosity cannot stay a lumi modifier: each region's copy becomes a normsys
+modifier lumi_B / lumi_C with hi = 1 + sigma, lo = 1 - sigma (sigma from that region's
+measurement), its lumi measurement settings dropped. This script does that by hand on each
+region's spec before pyhf's rename and combine; `manage.py combine --decorrelate lumi` does
+the same.
+
 The two regions share two channel names (CRtt_cuts, VRtt_cuts): region C's are renamed with
 a "_C" suffix, and their per-channel staterror parameters are decorrelated (one copy per
 region), as `manage.py combine` is told to do in the test. Two policies: `lumi` correlated
@@ -22,6 +29,7 @@ Run from the project root (takes minutes on one core):
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -66,18 +74,50 @@ def member_workspace(folder: str, name: str) -> tuple[dict, str | None]:
     return jsonpatch.apply_patch(bkg, patches[name]["patch"]), name
 
 
+def lumi_as_normsys(spec: dict, tag: str) -> dict:
+    """The spec with its lumi modifier turned into normsys lumi_TAG (see the docstring)."""
+    spec = copy.deepcopy(spec)
+    config = spec["measurements"][0]["config"]
+    (setting,) = [p for p in config["parameters"] if p["name"] == "lumi"]
+    sigma = setting["sigmas"][0]
+    config["parameters"] = [p for p in config["parameters"] if p["name"] != "lumi"]
+    for channel in spec["channels"]:
+        for sample in channel["samples"]:
+            sample["modifiers"] = [
+                {
+                    "name": f"lumi_{tag}",
+                    "type": "normsys",
+                    "data": {"hi": 1 + sigma, "lo": 1 - sigma},
+                }
+                if m["type"] == "lumi"
+                else m
+                for m in sample["modifiers"]
+            ]
+    return spec
+
+
 def pyhf_combined(name: str, decorrelate: list[str]) -> tuple[pyhf.Workspace, dict]:
     parts, sources = [], {}
     for folder, tag in zip(MEMBERS, TAGS, strict=True):
         spec, source = member_workspace(folder, name)
         sources[tag] = source
+        if "lumi" in decorrelate:
+            spec = lumi_as_normsys(spec, tag)
         ws = pyhf.Workspace(spec)
         present = {
             m["name"] for c in spec["channels"] for s in c["samples"] for m in s["modifiers"]
         }
-        modifiers = {n: f"{n}_{tag}" for n in decorrelate if n in present}
+        modifiers = {n: f"{n}_{tag}" for n in decorrelate if n in present and n != "lumi"}
         parts.append(ws.rename(modifiers=modifiers, channels=CHANNEL_RENAMES.get(tag, {})))
     return pyhf.Workspace.combine(parts[0], parts[1], join="outer"), sources
+
+
+def write(out: dict, previous: dict) -> None:
+    """Save after every point (a long run can be resumed); policies not reached yet keep
+    what an earlier run computed."""
+    merged = {**out, "results": {**previous["results"], **out["results"]}}
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
 
 
 def main() -> int:
@@ -87,12 +127,17 @@ def main() -> int:
         "members": dict(zip(TAGS, MEMBERS, strict=True)),
         "channel_renames": CHANNEL_RENAMES,
         "policies": POLICIES,
-        "procedure": __doc__.strip().split("\n\n")[1],
+        "procedure": __doc__.strip(),
         "results": {},
     }
+    previous = json.loads(OUT.read_text()) if OUT.exists() else {"results": {}}
     for policy, config in POLICIES.items():
-        rows = []
+        rows = out["results"][policy] = []
+        done = {r["name"]: r for r in previous["results"].get(policy, [])}
         for name in POINTS:
+            if name in done and (name not in LIMIT_POINTS or "mu_up_obs" in done[name]):
+                rows.append(done[name])  # resumed: computed by an earlier run
+                continue
             ws, sources = pyhf_combined(name, config["decorrelate"])
             model = ws.model()
             data = ws.data(model)
@@ -119,9 +164,7 @@ def main() -> int:
                 row["upper_limit_cpu_seconds"] = round(time.process_time() - t0, 3)
             print(policy, row["name"], row["cls_obs"], row.get("mu_up_obs"), file=sys.stderr)
             rows.append(row)
-        out["results"][policy] = rows
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+            write(out, previous)
     print(f"wrote {OUT}", file=sys.stderr)
     return 0
 

@@ -93,24 +93,44 @@ def test_shared_staterror_is_a_warning_not_silent():
     assert warned and warned[0].severity == "warning"
 
 
-def test_decorrelated_lumi_gets_one_parameter_and_one_setting_per_member():
+def test_decorrelated_lumi_becomes_one_normsys_per_member_valid_for_pyhf():
     a, b = region(), region("_B")
     combiner = Combiner([Member("A", a), Member("B", b)], Policy(decorrelate=("lumi",)))
     ws = combiner.workspace()
     names = parameters_of(ws)
     assert {"lumi_A", "lumi_B"} <= names and "lumi" not in names
+    # HistFactory JSON 1.0.0 calls a lumi modifier "lumi" and nothing else: the copies are
+    # normsys modifiers with the member's sigma, and lumi's bounds/aux/sigmas are dropped.
+    mods = [m for c in ws["channels"] for s in c["samples"] for m in s["modifiers"]]
+    copies = [m for m in mods if m["name"] in ("lumi_A", "lumi_B")]
+    assert {m["type"] for m in copies} == {"normsys"}
+    assert copies[0]["data"] == {"hi": pytest.approx(1.017), "lo": pytest.approx(0.983)}
     settings = {p["name"]: p for p in ws["measurements"][0]["config"]["parameters"]}
-    assert set(settings) == {"lumi_A", "lumi_B"}
-    assert settings["lumi_B"]["sigmas"] == [0.017]
-    # A signal point compiles: both luminosities are parameters of one model, and the signal
-    # added to member A follows A's luminosity.
+    assert settings == {
+        "lumi_A": {"name": "lumi_A", "fixed": False},
+        "lumi_B": {"name": "lumi_B", "fixed": False},
+    }
+    assert any("normsys 'lumi_B'" in p.message for p in combiner.report.problems)
+    pyhf = pytest.importorskip("pyhf")
+    pyhf.Workspace(ws)  # valid under pyhf's own schema
+    # A signal point compiles: the signal added to member A follows A's luminosity.
     point = combiner.point([with_signal(a), with_signal(b)])
+    pyhf.Workspace(point)
     signal = point["channels"][0]["samples"][0]
     assert [m["name"] for m in signal["modifiers"]][:2] == ["mu_SIG", "lumi_A"]
     single = compile_models([with_signal(a)]).npars
     # Everything but the POI, mu_ttbar, JES, the cross sections and the signal theory
     # uncertainty (shared) is counted twice.
     assert compile_models([point]).npars == 2 * single - 6
+
+
+def test_a_lumi_without_sigma_cannot_be_decorrelated():
+    b = region("_B")
+    del b["measurements"][0]["config"]["parameters"][0]["sigmas"]
+    combiner = Combiner([Member("A", region()), Member("B", b)], Policy(decorrelate=("lumi",)))
+    (problem,) = errors(combiner.report)
+    assert (problem.file, problem.pointer) == ("B", "/measurements/0/config/parameters/0")
+    assert "sigmas" in problem.message
 
 
 def test_correlate_only_decorrelates_every_other_shared_parameter_but_the_poi():
@@ -121,8 +141,19 @@ def test_correlate_only_decorrelates_every_other_shared_parameter_but_the_poi():
     assert not {"JES", "mu_ttbar", "lumi_A", "mu_SIG_A"} & names
 
 
+def without_lumi(ws: dict) -> dict:
+    ws = copy.deepcopy(ws)
+    for channel in ws["channels"]:
+        for sample in channel["samples"]:
+            sample["modifiers"] = [m for m in sample["modifiers"] if m["type"] != "lumi"]
+    ws["measurements"][0]["config"]["parameters"] = []
+    return ws
+
+
 def test_two_identical_fully_decorrelated_copies_double_the_likelihood():
-    ws = with_signal(region())
+    # Without lumi: its decorrelated copies would be normsys, whose constraint term has
+    # another normalisation, so -2 log L would not simply double.
+    ws = without_lumi(with_signal(region()))
     renamed = Rename("SR_meff", "SR_meff_B", "B"), Rename("CR_ttbar", "CR_ttbar_B", "B")
     with pytest.raises(CombinationError):
         combine([Member("A", ws), Member("B", ws)], Policy(correlate_only=()))

@@ -43,6 +43,8 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     # Per member tag: old parameter name -> combined name (only names that change).
     parameter_names: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Per member tag: lumi parameter (old name) -> normsys data of its renamed copy.
+    lumi_normsys: dict[str, dict[str, dict]] = field(default_factory=dict)
     channel_names: dict[str, dict[str, str]] = field(default_factory=dict)
     poi: str | None = None
     settings: list[dict] = field(default_factory=list)  # the merged measurement parameters
@@ -189,8 +191,12 @@ class Combiner:
         report.parameter_names = dict(zip(tags, maps, strict=True))
         report.channel_names = dict(zip(tags, channel_maps, strict=True))
         self._check_channels(workspaces, channel_maps, problems)
+        conversions = self._lumi_conversions(uses, maps, configs, measurements, problems, final)
+        report.lumi_normsys = dict(zip(tags, conversions, strict=True))
         self._check_parameters(uses, maps, problems)
-        report.settings = self._merge_settings(configs, measurements, maps, uses, problems)
+        report.settings = self._merge_settings(
+            configs, measurements, maps, uses, conversions, problems
+        )
         members_of: dict[str, list[str]] = {}
         for k, u in enumerate(uses):
             for n in u:
@@ -437,7 +443,59 @@ class Combiner:
                             )
                         )
 
-    def _merge_settings(self, configs, measurements, maps, uses, problems) -> list[dict]:
+    def _lumi_conversions(self, uses, maps, configs, measurements, problems, final):
+        """Per member: {lumi parameter: normsys data} for lumi parameters that get another
+        name. HistFactory JSON 1.0.0 (pyhf's schema) names a lumi modifier "lumi" and
+        nothing else, so a renamed or decorrelated copy becomes a normsys modifier with
+        hi = 1 + sigma, lo = 1 - sigma: the same Gaussian constraint, interpolated (code 4)
+        instead of linear; its lumi settings but "fixed" are dropped."""
+        out: list[dict[str, dict]] = []
+        for k, member in enumerate(self.members):
+            conv: dict[str, dict] = {}
+            settings = {
+                e["name"]: (i, e)
+                for i, e in enumerate(configs[k].get("parameters", []))
+                if isinstance(e, dict) and "name" in e
+            }
+            for old, entries in uses[k].items():
+                new = maps[k].get(old, old)
+                if new == old or new == "lumi" or all(t != "lumi" for t, _, _ in entries):
+                    continue
+                index, entry = settings.get(old, (None, {}))
+                pointer = f"/measurements/{measurements[k]}/config/parameters/{index}"
+                sigma = (entry.get("sigmas") or [None])[0]
+                aux = (entry.get("auxdata") or [1.0])[0]
+                if not isinstance(sigma, int | float) or aux != 1:
+                    problems.append(
+                        Problem(
+                            member.tag,
+                            pointer if index is not None else entries[0][1],
+                            ERROR,
+                            f"lumi parameter {old!r} becomes {new!r}, which HistFactory JSON "
+                            "1.0.0 allows only as a normsys modifier; that needs its sigmas "
+                            "and auxdata 1 in the measurement",
+                        )
+                    )
+                    continue
+                conv[old] = {"hi": 1.0 + sigma, "lo": 1.0 - sigma}
+                if final:
+                    problems.append(
+                        Problem(
+                            member.tag,
+                            entries[0][1],
+                            WARNING,
+                            f"lumi parameter {old!r} becomes normsys {new!r} (hi {1 + sigma:g}, "
+                            f"lo {1 - sigma:g}): HistFactory JSON 1.0.0 names a lumi modifier "
+                            "'lumi' only; same Gaussian constraint, code-4 interpolation "
+                            "instead of a linear factor",
+                        )
+                    )
+            out.append(conv)
+        return out
+
+    def _merge_settings(
+        self, configs, measurements, maps, uses, conversions, problems
+    ) -> list[dict]:
         """One list of measurement parameter settings; disagreements resolved by the
         policy's preferences or reported."""
         prefer = {p.parameter: p.member for p in self.policy.prefer}
@@ -450,6 +508,11 @@ class Combiner:
                     continue
                 name = maps[k].get(entry["name"], entry["name"])
                 pointer = f"/measurements/{measurements[k]}/config/parameters/{i}"
+                if entry["name"] in conversions[k]:
+                    # A normsys now: lumi's auxdata, sigmas, bounds and inits do not apply.
+                    entry = {key: entry[key] for key in ("name", "fixed") if key in entry}
+                    if len(entry) == 1:
+                        continue
                 if name not in merged:
                     merged[name] = {"name": name}
                     origin[name] = {}
@@ -519,8 +582,9 @@ class Combiner:
         for member, ws in zip(self.members, workspaces, strict=True):
             cmap = report.channel_names[member.tag]
             pmap = report.parameter_names[member.tag]
+            conv = report.lumi_normsys[member.tag]
             for channel in ws["channels"]:
-                samples = [self._sample(s, pmap) for s in channel["samples"]]
+                samples = [self._sample(s, pmap, conv) for s in channel["samples"]]
                 name = cmap.get(channel["name"], channel["name"])
                 if name == channel["name"] and all(
                     a is b for a, b in zip(samples, channel["samples"], strict=True)
@@ -542,23 +606,33 @@ class Combiner:
             "version": "1.0.0",
         }
 
-    def _sample(self, sample: dict, pmap: dict[str, str]) -> dict:
-        """The sample with its modifiers renamed; the same object when nothing changes
-        (and the same renamed object every time it is met again with the same names)."""
+    def _sample(self, sample: dict, pmap: dict[str, str], conv: dict[str, dict]) -> dict:
+        """The sample with its modifiers renamed (a renamed lumi modifier as normsys); the
+        same object when nothing changes, and the same renamed object every time it is met
+        again with the same names."""
         modifiers = sample.get("modifiers", [])
-        names = tuple(pmap.get(m["name"]) for m in modifiers)
-        if not any(names):
+        names = tuple(
+            (
+                pmap.get(m["name"]),
+                tuple(conv[m["name"]].values())
+                if m["type"] == "lumi" and m["name"] in conv
+                else None,
+            )
+            for m in modifiers
+        )
+        if not any(new for new, _ in names):
             return sample
         key = (id(sample), names)
         hit = self._samples.get(key)
         if hit is not None and hit[0] is sample:
             return hit[1]
-        renamed = {
-            **sample,
-            "modifiers": [
-                {**m, "name": new} if new else m for m, new in zip(modifiers, names, strict=True)
-            ],
-        }
+        renamed = {**sample, "modifiers": []}
+        for m, (new, normsys) in zip(modifiers, names, strict=True):
+            if normsys is not None:
+                m = {"name": new, "type": "normsys", "data": {"hi": normsys[0], "lo": normsys[1]}}
+            elif new:
+                m = {**m, "name": new}
+            renamed["modifiers"].append(m)
         self._samples[key] = (sample, renamed)
         return renamed
 
