@@ -62,12 +62,28 @@ class Submission:
     inspire_id: int | None = None
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few hundred bytes of nested aliases expand into
+    billions of nodes (the "billion laughs"), and HEPData submissions have no use for them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"YAML aliases (*{event.anchor}) are not accepted in a submission",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
 class _Lines:
     """Line numbers (1-based) of the nodes of each YAML document, looked up by key path."""
 
     def __init__(self, text: str) -> None:
         try:
-            self.roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+            self.roots = list(yaml.compose_all(text, Loader=_NoAliasLoader))
         except yaml.YAMLError:
             self.roots = []
 
@@ -123,7 +139,7 @@ def read_submission(path: Path, report: Report, name: str) -> Submission:
     submission = Submission(name)
     try:
         text = path.read_text(encoding="utf-8")
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_NoAliasLoader))
     except UnicodeDecodeError as exc:
         report.error(name, "", f"not UTF-8 text (byte {exc.start})")
         return submission

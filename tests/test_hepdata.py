@@ -14,9 +14,10 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from hepstore import patching
+from hepstore import hepdata, patching
 from hepstore.models import Analysis
 from hepstore.services import Publication, ingest_paths, validate_paths
+from hepstore.validation import Report
 from tests.shared_data import require_shared
 
 FIRST = """\
@@ -335,3 +336,17 @@ def test_the_inspire_id_in_record_ids_files_the_submission(tmp_path, example_doc
     assert none is None and Analysis.objects.get().versions.count() == 1
     problem = problem_at(report, "/0/record_ids")
     assert "1765529" in problem.message and "42" in problem.message
+
+
+def test_yaml_aliases_are_refused_before_they_can_expand(tmp_path):
+    # The "billion laughs": each level refers to the one before it nine times.
+    levels = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(1, 10):
+        refs = ", ".join([f"*a{i - 1}"] * 9)
+        levels.append(f"a{i}: &a{i} [{refs}]")
+    path = tmp_path / "submission.yaml"
+    path.write_text("\n".join(levels) + "\n")
+    report = Report()
+    hepdata.read_submission(path, report, "submission.yaml")
+    assert not report.valid
+    assert any("aliases" in p.message and "line 2" in p.message for p in report.errors)
