@@ -18,7 +18,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from hepstore.logs import log_context
@@ -29,12 +29,15 @@ from reinterpret.models import Job, JobKind, JobState
 log = logging.getLogger(__name__)
 
 
-def requeue_stale() -> int:
-    """Put back jobs whose worker stopped beating (crashed or killed)."""
+def requeue_stale(alive: str = "") -> int:
+    """Put back jobs whose worker stopped beating (crashed or killed). A worker calling this
+    names itself as alive: it knows its own jobs are still running, however slowly it beats
+    on a loaded machine, so it never takes them from itself."""
     cutoff = timezone.now() - timedelta(seconds=settings.REINTERPRET_STALE_SECONDS)
-    count = Job.objects.filter(state=JobState.RUNNING, heartbeat__lt=cutoff).update(
-        state=JobState.QUEUED, worker=""
-    )
+    stale = Job.objects.filter(state=JobState.RUNNING, heartbeat__lt=cutoff)
+    if alive:
+        stale = stale.exclude(worker=alive)
+    count = stale.update(state=JobState.QUEUED, worker="")
     if count:
         log.warning("re-queued %d job(s) whose worker stopped beating", count)
     return count
@@ -136,7 +139,7 @@ class Worker:
         log.info("job worker %s started", self.name)
         while not self.stop.is_set():
             close_old_connections()
-            requeue_stale()
+            requeue_stale(alive=self.name)
             if not self.slots.acquire(timeout=self.poll):
                 continue
             job = claim(self.name)
@@ -158,7 +161,10 @@ class Worker:
         def beat():
             try:
                 while not beating.wait(interval):
-                    job.beat()
+                    try:
+                        job.beat()
+                    except OperationalError as exc:  # e.g. SQLite busy: beat again next time
+                        log.warning("job %s: heartbeat not written (%s)", job.pk, exc)
             finally:
                 connection.close()  # this thread's own connection ends with it
 
@@ -174,7 +180,7 @@ class Worker:
         """Process jobs in this thread until none is queued (tests and one-shot use)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.stop.is_set():
-            requeue_stale()
+            requeue_stale(alive=self.name)
             job = claim(self.name)
             if job is None:
                 return
