@@ -55,9 +55,11 @@ def combined(tmp_path_factory):
     return out
 
 
-def evaluate(workspace, patchset, names) -> dict:
+def evaluate(workspace, patchset, names, upper_limit=False) -> dict:
     stdout = io.StringIO()
-    args = [str(workspace), "--patchset", str(patchset), "--upper-limit", "--format", "json"]
+    args = [str(workspace), "--patchset", str(patchset), "--format", "json"]
+    if upper_limit:
+        args.append("--upper-limit")
     for name in names:
         args += ["--patch", name]
     call_command("cls", *args, stdout=stdout)
@@ -89,10 +91,15 @@ def test_cls_and_limits_agree_with_pyhf(combined, policy):
             zip(got["cls_exp"], ref["cls_exp"], strict=True)
         )
         assert all(close(a, b) for a, b in pairs), (ref["name"], pairs)
-        if "mu_up_obs" in ref:
-            assert close(got["mu_up_obs"], ref["mu_up_obs"], abs_=0), ref["name"]
-            for a, b in zip(got["mu_up_exp"], ref["mu_up_exp"], strict=True):
-                assert close(a, b, abs_=0), (ref["name"], got["mu_up_exp"], ref["mu_up_exp"])
+    with_limits = [r for r in refs if "mu_up_obs" in r]
+    assert with_limits
+    limits = evaluate(*combined[policy], [r["name"] for r in with_limits], upper_limit=True)
+    for ref in with_limits:
+        got = limits[ref["name"]]
+        assert got["converged"], (ref["name"], got["warnings"])
+        assert close(got["mu_up_obs"], ref["mu_up_obs"], abs_=0), ref["name"]
+        for a, b in zip(got["mu_up_exp"], ref["mu_up_exp"], strict=True):
+            assert close(a, b, abs_=0), (ref["name"], got["mu_up_exp"], ref["mu_up_exp"])
 
 
 def test_decorrelating_lumi_changes_the_numbers():
