@@ -175,7 +175,7 @@ def main() -> int:
             print(policy, row["name"], row["cls_obs"], row.get("mu_up_obs"), file=sys.stderr)
             rows.append(row)
             write(out, previous, target)
-    print(f"wrote {OUT}", file=sys.stderr)
+    print(f"wrote {target}", file=sys.stderr)
     return 0
 
 
