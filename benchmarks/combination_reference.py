@@ -112,15 +112,23 @@ def pyhf_combined(name: str, decorrelate: list[str]) -> tuple[pyhf.Workspace, di
     return pyhf.Workspace.combine(parts[0], parts[1], join="outer"), sources
 
 
-def write(out: dict, previous: dict) -> None:
+def write(out: dict, previous: dict, target: Path) -> None:
     """Save after every point (a long run can be resumed); policies not reached yet keep
     what an earlier run computed."""
     merged = {**out, "results": {**previous["results"], **out["results"]}}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
 
 
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--policy", action="append", choices=sorted(POLICIES))
+    parser.add_argument("--output", type=Path, default=OUT)
+    parser.add_argument("--limit-points", nargs="*", default=list(LIMIT_POINTS))
+    args = parser.parse_args()
+    target = args.output
     pyhf.set_backend("numpy")
     out = {
         "pyhf_version": pyhf.__version__,
@@ -130,12 +138,14 @@ def main() -> int:
         "procedure": __doc__.strip(),
         "results": {},
     }
-    previous = json.loads(OUT.read_text()) if OUT.exists() else {"results": {}}
+    previous = json.loads(target.read_text()) if target.exists() else {"results": {}}
     for policy, config in POLICIES.items():
+        if args.policy and policy not in args.policy:
+            continue
         rows = out["results"][policy] = []
         done = {r["name"]: r for r in previous["results"].get(policy, [])}
         for name in POINTS:
-            if name in done and (name not in LIMIT_POINTS or "mu_up_obs" in done[name]):
+            if name in done and (name not in args.limit_points or "mu_up_obs" in done[name]):
                 rows.append(done[name])  # resumed: computed by an earlier run
                 continue
             ws, sources = pyhf_combined(name, config["decorrelate"])
@@ -154,7 +164,7 @@ def main() -> int:
                 "channels": sorted(model.config.channels),
                 "hypotest_cpu_seconds": round(time.process_time() - t0, 3),
             }
-            if name in LIMIT_POINTS:
+            if name in args.limit_points:
                 t0 = time.process_time()
                 up_obs, up_exp = pyhf.infer.intervals.upper_limits.upper_limit(
                     data, model, level=0.05
@@ -164,8 +174,8 @@ def main() -> int:
                 row["upper_limit_cpu_seconds"] = round(time.process_time() - t0, 3)
             print(policy, row["name"], row["cls_obs"], row.get("mu_up_obs"), file=sys.stderr)
             rows.append(row)
-            write(out, previous)
-    print(f"wrote {OUT}", file=sys.stderr)
+            write(out, previous, target)
+    print(f"wrote {target}", file=sys.stderr)
     return 0
 
 

@@ -36,7 +36,8 @@ def combined(tmp_path_factory):
     """Per policy: the combined workspace and patchset written by `manage.py combine`."""
     out = {}
     folders = {tag: require_shared(folder) for tag, folder in REFERENCE["members"].items()}
-    for policy, config in REFERENCE["policies"].items():
+    for policy in REFERENCE["results"]:
+        config = REFERENCE["policies"][policy]
         target = tmp_path_factory.mktemp(policy)
         args = [f"{tag}={folder / 'BkgOnly.json'}" for tag, folder in folders.items()]
         args += [f"--patchset={tag}={folder / 'patchset.json'}" for tag, folder in folders.items()]
@@ -55,16 +56,18 @@ def combined(tmp_path_factory):
     return out
 
 
-def evaluate(workspace, patchset, names) -> dict:
+def evaluate(workspace, patchset, names, upper_limit=False) -> dict:
     stdout = io.StringIO()
-    args = [str(workspace), "--patchset", str(patchset), "--upper-limit", "--format", "json"]
+    args = [str(workspace), "--patchset", str(patchset), "--format", "json"]
+    if upper_limit:
+        args.append("--upper-limit")
     for name in names:
         args += ["--patch", name]
     call_command("cls", *args, stdout=stdout)
     return {r["patch"]: r for r in json.loads(stdout.getvalue())["results"]}
 
 
-@pytest.mark.parametrize("policy", sorted(REFERENCE["policies"]))
+@pytest.mark.parametrize("policy", sorted(REFERENCE["results"]))
 def test_combined_model_has_pyhfs_channels_parameters_and_provenance(combined, policy):
     workspace_file, patchset_file = combined[policy]
     workspace = json.loads(workspace_file.read_text())
@@ -78,7 +81,7 @@ def test_combined_model_has_pyhfs_channels_parameters_and_provenance(combined, p
         assert sorted(names) == ref["parameters"], ref["name"]
 
 
-@pytest.mark.parametrize("policy", sorted(REFERENCE["policies"]))
+@pytest.mark.parametrize("policy", sorted(REFERENCE["results"]))
 def test_cls_and_limits_agree_with_pyhf(combined, policy):
     refs = REFERENCE["results"][policy]
     results = evaluate(*combined[policy], [r["name"] for r in refs])
@@ -89,10 +92,15 @@ def test_cls_and_limits_agree_with_pyhf(combined, policy):
             zip(got["cls_exp"], ref["cls_exp"], strict=True)
         )
         assert all(close(a, b) for a, b in pairs), (ref["name"], pairs)
-        if "mu_up_obs" in ref:
-            assert close(got["mu_up_obs"], ref["mu_up_obs"], abs_=0), ref["name"]
-            for a, b in zip(got["mu_up_exp"], ref["mu_up_exp"], strict=True):
-                assert close(a, b, abs_=0), (ref["name"], got["mu_up_exp"], ref["mu_up_exp"])
+    with_limits = [r for r in refs if "mu_up_obs" in r]
+    assert with_limits
+    limits = evaluate(*combined[policy], [r["name"] for r in with_limits], upper_limit=True)
+    for ref in with_limits:
+        got = limits[ref["name"]]
+        assert got["converged"], (ref["name"], got["warnings"])
+        assert close(got["mu_up_obs"], ref["mu_up_obs"], abs_=0), ref["name"]
+        for a, b in zip(got["mu_up_exp"], ref["mu_up_exp"], strict=True):
+            assert close(a, b, abs_=0), (ref["name"], got["mu_up_exp"], ref["mu_up_exp"])
 
 
 def test_decorrelating_lumi_changes_the_numbers():
