@@ -35,6 +35,16 @@ class FilterBackend(DjangoFilterBackend):
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset
+        # Each filter takes one value: a repeated one would otherwise be decided silently by
+        # the last occurrence.
+        repeated = {
+            name: ["give this parameter once"]
+            for name, filter_ in filterset.base_filters.items()
+            if len(request.query_params.getlist(name)) > 1
+            and not issubclass(filter_.field_class, forms.MultipleChoiceField)
+        }
+        if repeated:
+            raise BadParameters.from_form_errors(repeated)
         if not filterset.is_valid():
             raise BadParameters.from_form_errors(filterset.errors)
         return filterset.qs
