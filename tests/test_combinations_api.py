@@ -236,6 +236,8 @@ def test_the_list_of_combinations_is_paged(client, regions):
     assert page["count"] == 3 and [c["id"] for c in page["results"]] == ids[::-1][:2]
     assert "page=2" in page["next"]
     assert client.get("/api/v1/combinations/?page=9").status_code == 404
+    options = client.options("/api/v1/combinations/")
+    assert options.status_code == 200 and "members" in options.json()["actions"]["POST"]
 
 
 def test_the_combination_posts_are_throttled_by_scope_and_the_list_is_not(

@@ -76,6 +76,8 @@ class CombinationListView(GenericAPIView):
     with every clash and its pointer unless the members combine under the policy."""
 
     queryset = Combination.objects.order_by("-created", "-id")
+    # What POST reads (also what OPTIONS describes); GET answers describe() of each.
+    serializer_class = CombinationRequestSerializer
     parser_classes = [StrictJSONParser]
     filter_backends = []
     throttle_scope = "submissions"
@@ -93,7 +95,7 @@ class CombinationListView(GenericAPIView):
     )
     @errors(422)
     def post(self, request):
-        body = CombinationRequestSerializer(data=request.data)
+        body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         combination, report = cs.create(body.validated_data)
         created = describe(combination, request)
