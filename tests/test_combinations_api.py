@@ -200,11 +200,13 @@ def test_whole_grid_scan_through_the_job_queue_with_contour(client, regions):
 
 def test_a_malformed_definition_is_a_400_naming_every_field(client, regions):
     body = {
+        "name": 0,
         "members": [
             {"likelihood": str(regions["RegionA"].pk), "tag": "A\n"},
             {"likelihood": regions["RegionB"].pk, "measurement": "m" * 201},
         ],
         "policy": ["decorrelate"],
+        "label_map": {"A": {"m1": 0}},
     }
     for url in ("/api/v1/combinations/", "/api/v1/combinations/validate"):
         response = client.post(url, body, format="json")
@@ -216,6 +218,7 @@ def test_a_malformed_definition_is_a_400_naming_every_field(client, regions):
             "/members/0/tag",
             "/members/1/measurement",
             "/policy",
+            "/label_map/A/m1",
         }
     one = client.post(
         "/api/v1/combinations/validate",
@@ -225,6 +228,16 @@ def test_a_malformed_definition_is_a_400_naming_every_field(client, regions):
     assert one.status_code == 400
     assert [p["pointer"] for p in one.json()["error"]["problems"]] == ["/members"]
     assert not Combination.objects.exists()
+    combination, _ = combination_services.create(definition(regions))
+    typed = client.post(
+        f"/api/v1/combinations/{combination.pk}/reinterpret",
+        {"members": {"A": {"signal": {"SR_meff": ["2.0", 4.0, 6.0]}}}},
+        format="json",
+    )
+    assert typed.status_code == 400
+    assert [p["pointer"] for p in typed.json()["error"]["problems"]] == [
+        "/members/A/signal/SR_meff/0"
+    ]
 
 
 def test_the_list_of_combinations_is_paged(client, regions):

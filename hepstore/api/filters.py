@@ -35,16 +35,19 @@ class FilterBackend(DjangoFilterBackend):
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset
-        # Each filter takes one value: a repeated one would otherwise be decided silently by
-        # the last occurrence.
-        repeated = {
-            name: ["give this parameter once"]
-            for name, filter_ in filterset.base_filters.items()
-            if len(request.query_params.getlist(name)) > 1
-            and not issubclass(filter_.field_class, forms.MultipleChoiceField)
-        }
-        if repeated:
-            raise BadParameters.from_form_errors(repeated)
+        refused = {}
+        for name, filter_ in filterset.base_filters.items():
+            values = request.query_params.getlist(name)
+            # Each filter takes one value: a repeated one would otherwise be decided silently
+            # by the last occurrence.
+            if len(values) > 1 and not issubclass(filter_.field_class, forms.MultipleChoiceField):
+                refused[name] = ["give this parameter once"]
+            # The schema types a whole-number filter as an integer; django-filter would take an
+            # empty value as "no filter".
+            elif values == [""] and issubclass(filter_.field_class, forms.IntegerField):
+                refused[name] = ["give a whole number or leave the parameter out"]
+        if refused:
+            raise BadParameters.from_form_errors(refused)
         if not filterset.is_valid():
             raise BadParameters.from_form_errors(filterset.errors)
         return filterset.qs

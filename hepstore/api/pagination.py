@@ -12,9 +12,10 @@ MAX_PAGE = 10**6
 
 
 def positive_int(request, name: str, upper: int) -> int | None:
-    """The integer query parameter name, None when absent; BadParameters unless 1..upper."""
+    """The integer query parameter name, None when absent; BadParameters unless 1..upper
+    (an empty value too: the schema says a whole number)."""
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return None
     try:
         value = int(raw)

@@ -56,6 +56,35 @@ class JobCreatedSerializer(JobSerializer):
         fields = [*JobSerializer.Meta.fields, "token"]
 
 
+# JSON types as the schema states them: DRF would otherwise read "1.5" as a number and 0 as
+# the string "0".
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, not a string or float that reads as one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, int) or isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number, not a string that reads as one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, int | float) or isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string, not a number."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class PatchOperationSerializer(serializers.Serializer):
     """One RFC 6902 operation."""
 
@@ -75,7 +104,7 @@ class ReinterpretRequestSerializer(serializers.Serializer):
 
     signal = serializers.DictField(
         child=serializers.ListField(
-            child=serializers.FloatField(min_value=0, max_value=1e12), min_length=1
+            child=StrictFloatField(min_value=0, max_value=1e12), min_length=1
         ),
         required=False,
         help_text="yields per channel and bin (events, 0 to 1e12)",
@@ -102,17 +131,8 @@ class ScanRequestSerializer(serializers.Serializer):
 
 
 # --------------------------------------------------------------------------- combinations
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer, not a string or float that reads as one."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, int) or isinstance(data, bool):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 @extend_schema_field({"type": "string", "pattern": TAG_PATTERN.pattern})
-class TagField(serializers.CharField):
+class TagField(StrictCharField):
     """A member's tag: letters, digits, '_', '.', '-' (at most 64), the whole string."""
 
     def __init__(self, **kwargs):
@@ -181,7 +201,7 @@ class PolicyField(serializers.DictField):
 class MemberSerializer(serializers.Serializer):
     likelihood = StrictIntegerField(min_value=1, max_value=10**18 - 1)
     tag = TagField(required=False, help_text="default L<likelihood id>")
-    measurement = serializers.CharField(
+    measurement = StrictCharField(
         required=False, allow_blank=True, max_length=200, help_text="default: the first"
     )
 
@@ -191,12 +211,12 @@ class CombinationRequestSerializer(serializers.Serializer):
     likelihoods exist, the policy is usable and the members combine is checked by
     reinterpret.combination_services (422 with every problem and its pointer)."""
 
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True, max_length=5000)
     members = serializers.ListField(child=MemberSerializer(), min_length=2)
     policy = PolicyField(required=False, help_text="correlation policy")
     label_map = serializers.DictField(
-        child=serializers.DictField(child=serializers.CharField(trim_whitespace=False)),
+        child=serializers.DictField(child=StrictCharField(trim_whitespace=False)),
         required=False,
         help_text="{member tag: {member label: combination label}}",
     )
