@@ -83,6 +83,11 @@ def test_a_combination_is_created_listed_and_described(client, regions):
     assert body["report"]["valid"] and body["report"]["summary"]["points"] == 18
     assert body["report"]["summary"]["points_background_only_somewhere"] == 3
     assert [m["tag"] for m in body["members"]] == ["A", "B"]
+    # A cleared tag field (as the page's form sends it) takes the default tag.
+    untagged = definition(regions)
+    untagged["members"][0]["tag"] = ""
+    report = client.post("/api/v1/combinations/validate", untagged, format="json")
+    assert report.status_code == 200 and report.json()["valid"], report.json()
     listed = client.get("/api/v1/combinations/").json()["results"]
     assert [c["id"] for c in listed] == [body["id"]]
     detail = client.get(f"/api/v1/combinations/{body['id']}").json()

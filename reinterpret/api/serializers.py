@@ -131,12 +131,14 @@ class ScanRequestSerializer(serializers.Serializer):
 
 
 # --------------------------------------------------------------------------- combinations
-@extend_schema_field({"type": "string", "pattern": TAG_PATTERN.pattern})
+# (drf-spectacular adds the empty string as a second choice: allow_blank)
+@extend_schema_field({"type": "string", "pattern": TAG_PATTERN.pattern, "maxLength": 64})
 class TagField(StrictCharField):
-    """A member's tag: letters, digits, '_', '.', '-' (at most 64), the whole string."""
+    """A member's tag: letters, digits, '_', '.', '-' (at most 64), the whole string; empty
+    (as the page's form sends a cleared field) means the default."""
 
     def __init__(self, **kwargs):
-        super().__init__(trim_whitespace=False, max_length=64, **kwargs)
+        super().__init__(trim_whitespace=False, allow_blank=True, max_length=64, **kwargs)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
@@ -200,7 +202,7 @@ class PolicyField(serializers.DictField):
 
 class MemberSerializer(serializers.Serializer):
     likelihood = StrictIntegerField(min_value=1, max_value=10**18 - 1)
-    tag = TagField(required=False, help_text="default L<likelihood id>")
+    tag = TagField(required=False, help_text="absent or empty: L<likelihood id>")
     measurement = StrictCharField(
         required=False, allow_blank=True, max_length=200, help_text="default: the first"
     )
