@@ -167,3 +167,26 @@ def test_openapi_schema_and_docs_are_served(client):
     assert "/api/v1/likelihoods/{id}/signals/{name}/workspace/" in schema["paths"]
     assert "/api/v1/submissions/" in schema["paths"]
     assert client.get("/api/v1/docs/").status_code == 200
+
+
+def test_the_schema_states_conditional_downloads_label_values_and_combination_errors(client):
+    paths = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    likelihood = "/api/v1/likelihoods/{id}"
+    for path in ("background-only/", "patchset/", "archive/", "signals/{name}/patch/"):
+        operation = paths[f"{likelihood}/{path}"]["get"]
+        assert "304" in operation["responses"]
+        assert "If-None-Match" in {p["name"] for p in operation["parameters"]}
+    patch = paths[f"{likelihood}/signals/{{name}}/patch/"]["get"]["responses"]["200"]
+    assert patch["content"]["application/json"]["schema"]["type"] == "array"
+    by_values = paths[f"{likelihood}/signals/result/"]["get"]
+    (labels,) = [p for p in by_values["parameters"] if p["name"] == "labels"]
+    assert labels["style"] == "form" and labels["explode"] is True and labels["required"]
+    assert {"400", "404"} <= set(by_values["responses"])
+    combinations = paths["/api/v1/combinations/"]
+    assert {"201", "400", "422", "429"} <= set(combinations["post"]["responses"])
+    assert "429" not in combinations["get"]["responses"]  # only creating is throttled
+    assert {"200", "400", "422", "429"} <= set(
+        paths["/api/v1/combinations/validate/"]["post"]["responses"]
+    )
+    svg = paths["/api/v1/combinations/{id}/scans/{job}/contour.svg"]["get"]["responses"]["200"]
+    assert list(svg["content"]) == ["image/svg+xml"]

@@ -55,6 +55,10 @@ def test_analyses_filter_by_collaboration_inspire_id_and_year(client, three):
         ("page_size=abc", "page_size"),
         ("page_size=0", "page_size"),
         ("page=abc", "page"),
+        ("inspire_id=1002&inspire_id=", "inspire_id"),
+        ("year=2022&year=2021", "year"),
+        ("page_size=", "page_size"),
+        ("inspire_id=", "inspire_id"),
     ],
 )
 def test_a_bad_filter_or_page_value_is_a_400_naming_it(client, three, query, parameter):

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from hepstore import examples
 from hepstore.services import Publication, ingest_paths
+from reinterpret import combination_services
 from reinterpret.jobs import Worker
 from reinterpret.models import CachedResult, Combination, CombinedResult, Job, JobState
 from tests.conftest import write_bundle
@@ -70,7 +71,7 @@ def test_bad_definitions_are_400s_with_pointers(client, regions):
     assert response.status_code == 422
     pointers = {p["pointer"] for p in response.json()["error"]["problems"]}
     assert {"/members/2/likelihood", "/policy/decorrelate", "/policy/bogus"} <= pointers
-    assert client.post("/api/v1/combinations/", [1, 2], format="json").status_code == 422
+    assert client.post("/api/v1/combinations/", [1, 2], format="json").status_code == 400
 
 
 def test_a_combination_is_created_listed_and_described(client, regions):
@@ -82,6 +83,11 @@ def test_a_combination_is_created_listed_and_described(client, regions):
     assert body["report"]["valid"] and body["report"]["summary"]["points"] == 18
     assert body["report"]["summary"]["points_background_only_somewhere"] == 3
     assert [m["tag"] for m in body["members"]] == ["A", "B"]
+    # A cleared tag field (as the page's form sends it) takes the default tag.
+    untagged = definition(regions)
+    untagged["members"][0]["tag"] = ""
+    report = client.post("/api/v1/combinations/validate", untagged, format="json")
+    assert report.status_code == 200 and report.json()["valid"], report.json()
     listed = client.get("/api/v1/combinations/").json()["results"]
     assert [c["id"] for c in listed] == [body["id"]]
     detail = client.get(f"/api/v1/combinations/{body['id']}").json()
@@ -195,3 +201,83 @@ def test_whole_grid_scan_through_the_job_queue_with_contour(client, regions):
         f"/api/v1/combinations/{combination['id']}/scan", {"x": "nope"}, format="json"
     )
     assert bad_axis.status_code == 400
+
+
+def test_a_malformed_definition_is_a_400_naming_every_field(client, regions):
+    body = {
+        "name": 0,
+        "members": [
+            {"likelihood": str(regions["RegionA"].pk), "tag": "A\n"},
+            {"likelihood": regions["RegionB"].pk, "measurement": "m" * 201},
+        ],
+        "policy": ["decorrelate"],
+        "label_map": {"A": {"m1": 0}},
+    }
+    for url in ("/api/v1/combinations/", "/api/v1/combinations/validate"):
+        response = client.post(url, body, format="json")
+        assert response.status_code == 400, response.json()
+        pointers = {p["pointer"] for p in response.json()["error"]["problems"]}
+        assert pointers == {
+            "/name",
+            "/members/0/likelihood",
+            "/members/0/tag",
+            "/members/1/measurement",
+            "/policy",
+            "/label_map/A/m1",
+        }
+    one = client.post(
+        "/api/v1/combinations/validate",
+        {"name": "x", "members": [{"likelihood": regions["RegionA"].pk}]},
+        format="json",
+    )
+    assert one.status_code == 400
+    assert [p["pointer"] for p in one.json()["error"]["problems"]] == ["/members"]
+    assert not Combination.objects.exists()
+    combination, _ = combination_services.create(definition(regions))
+    typed = client.post(
+        f"/api/v1/combinations/{combination.pk}/reinterpret",
+        {"members": {"A": {"signal": {"SR_meff": ["2.0", 4.0, 6.0]}}}},
+        format="json",
+    )
+    assert typed.status_code == 400
+    assert [p["pointer"] for p in typed.json()["error"]["problems"]] == [
+        "/members/A/signal/SR_meff/0"
+    ]
+
+
+def test_the_list_of_combinations_is_paged(client, regions):
+    ids = [
+        client.post("/api/v1/combinations/", definition(regions), format="json").json()["id"]
+        for _ in range(3)
+    ]
+    page = client.get("/api/v1/combinations/?page_size=2").json()
+    assert page["count"] == 3 and [c["id"] for c in page["results"]] == ids[::-1][:2]
+    assert "page=2" in page["next"]
+    assert client.get("/api/v1/combinations/?page=9").status_code == 404
+    options = client.options("/api/v1/combinations/")
+    assert options.status_code == 200 and "members" in options.json()["actions"]["POST"]
+
+
+def test_the_combination_posts_are_throttled_by_scope_and_the_list_is_not(
+    client, regions, settings
+):
+    combination, _ = combination_services.create(definition(regions))
+    settings.HEPSTORE_THROTTLE_RATES = {
+        **settings.HEPSTORE_THROTTLE_RATES,
+        **{f"{scope}_anon": "1/hour" for scope in ("validate", "submissions", "reinterpret")},
+        "scan_anon": "1/hour",
+    }
+    base = f"/api/v1/combinations/{combination.pk}"
+    signal = {"members": {"A": {"signal": {"SR_meff": [2.0, 4.0, 6.0]}}}}
+    for url, body in [
+        ("/api/v1/combinations/validate", definition(regions)),
+        ("/api/v1/combinations/", definition(regions)),
+        (f"{base}/reinterpret", signal),
+        (f"{base}/scan", {"points": ["C1N2_300_0"]}),
+    ]:
+        first = client.post(url, body, format="json")
+        assert first.status_code in (200, 201, 202), (url, first.json())
+        refused = client.post(url, body, format="json")
+        assert refused.status_code == 429, url
+        assert refused.json()["error"]["code"] == "throttled" and int(refused["Retry-After"]) > 0
+    assert all(client.get("/api/v1/combinations/").status_code == 200 for _ in range(3))

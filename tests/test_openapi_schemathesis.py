@@ -1,7 +1,8 @@
 """The OpenAPI schema is true: schemathesis (every check) against a live server.
 
 The server is a real process (`manage.py serve`, with its job worker) on a free port of
-127.0.0.1 with its own data directory holding the generated example likelihood; schemathesis
+127.0.0.1 with its own data directory holding the generated example likelihood, a second
+region and a stored combination of the two; schemathesis
 runs with a time budget and a fixed seed, authenticated as a staff user (whose jobs it may
 then read and cancel). Any server error, undocumented status, content type or header, or
 response that does not match its schema fails the test with schemathesis's report.
@@ -19,6 +20,10 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from hepstore import examples
+from tests.conftest import write_bundle
+from tests.test_combine import region
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -68,6 +73,21 @@ def live_portal(tmp_path):
     env.pop("DATABASE_URL", None)
     manage(env, "migrate", "-v0")
     manage(env, "examples")
+    # A second region (the example's channels renamed, 1.3 times the background) and a stored
+    # combination of both, so that the combination endpoints answer more than 404.
+    second = region("_B", 1.3)
+    bundle = write_bundle(tmp_path / "second", second, examples.patchset(second), "RegionB")
+    manage(env, "ingest", str(bundle), "--title", "Second region", "--collaboration", "EXAMPLE")
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from hepstore.models import Likelihood; "
+        "from reinterpret import combination_services as cs; "
+        "a, b = Likelihood.objects.order_by('pk')[:2]; "
+        "cs.create({'name': 'both regions', 'members': "
+        "[{'likelihood': a.pk, 'tag': 'A'}, {'likelihood': b.pk, 'tag': 'B'}]})",
+    )
     token = manage(
         env,
         "shell",

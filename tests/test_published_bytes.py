@@ -64,6 +64,9 @@ def test_the_canonical_form_on_request(client, published):
     assert response["X-Content-Form"] == "canonical"
     bad = client.get(f"/api/v1/likelihoods/{lh.pk}/background-only?form=pretty")
     assert bad.status_code == 400 and "form" in bad.json()["error"]["message"]
+    # An empty choice is no choice (as an HTML form sends it): the default, published.
+    empty = client.get(f"/api/v1/likelihoods/{lh.pk}/background-only?form=")
+    assert empty.status_code == 200 and empty["X-Content-Form"] == "published"
 
 
 @pytest.mark.parametrize(

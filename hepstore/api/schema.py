@@ -3,13 +3,15 @@
 drf-spectacular documents the successful responses; PortalAutoSchema adds, in the one error
 envelope, the statuses each operation can give from what the view declares: 404 for paths
 with ids, 400 for query parameters and bodies, 413/415 for bodies, 401/403 for authenticated
-views, 429 (with Retry-After) for throttled views, and the view's own `error_statuses`
-(e.g. 422 for a patch that does not apply, 503 for an unreachable search cluster).
+views, 429 (with Retry-After) for throttled views, and the `error_statuses` of the view or of
+its handler (set with `@errors(...)`; e.g. 422 for a patch that does not apply, 503 for an
+unreachable search cluster).
 """
 
 from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import permissions, serializers
 
 ERROR_DESCRIPTIONS = {
@@ -44,10 +46,51 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorBodySerializer()
 
 
+def errors(*codes: int):
+    """Declare the error statuses one handler (a view method or viewset action) can answer
+    beyond those PortalAutoSchema infers."""
+
+    def mark(handler):
+        handler.error_statuses = (*getattr(handler, "error_statuses", ()), *codes)
+        return handler
+
+    return mark
+
+
+# Conditional requests of content-addressed downloads (hepstore.api.downloads).
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    str,
+    location=OpenApiParameter.HEADER,
+    description='ETags ("<sha256>", W/ prefix allowed, comma-separated) or *: if one is the '
+    "document's, the answer is 304 with no body",
+)
+NOT_MODIFIED = OpenApiResponse(
+    None, "not modified: the If-None-Match ETag is the document's (no body)"
+)
+
+
+def label_values_parameter(required: bool) -> OpenApiParameter:
+    """Label values as query parameters (?msb=1000&mn2=131): their names are the labels of
+    the likelihood, so OpenAPI describes them as one exploded form-style object."""
+    return OpenApiParameter(
+        "labels",
+        {"type": "object", "additionalProperties": {"type": "string"}}
+        | ({"minProperties": 1} if required else {}),
+        required=required,
+        style="form",
+        explode=True,
+        description="label=value pairs, one query parameter per label of the likelihood "
+        "(e.g. msb=1000&mn2=131); a name that is not one of its labels is a 400",
+    )
+
+
 class PortalAutoSchema(AutoSchema):
     def error_statuses(self) -> set[int]:
         view = self.view
         codes = set(getattr(view, "error_statuses", ()))
+        handler = getattr(view, getattr(view, "action", None) or self.method.lower(), None)
+        codes |= set(getattr(handler, "error_statuses", ()))
         if "{" in self.path:
             codes.add(404)
         if self._get_filter_parameters():
@@ -56,7 +99,9 @@ class PortalAutoSchema(AutoSchema):
             codes |= {400, 404}  # 404: a page beyond the last
         if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer():
             codes |= {400, 413, 415}
-        if getattr(view, "throttle_scope", None):
+        if getattr(view, "throttle_scope", None) and self.method in getattr(
+            view, "throttled_methods", (self.method,)
+        ):
             codes.add(429)
         if any(isinstance(p, permissions.IsAuthenticated) for p in view.get_permissions()):
             codes |= {401, 403}
@@ -81,12 +126,18 @@ class PortalAutoSchema(AutoSchema):
             responses[str(code)] = response
         return responses
 
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.DictField) and not field.allow_empty:
+            schema["minProperties"] = 1
+        return schema
+
     def _get_parameters(self):
         parameters = super()._get_parameters()
         bounds = self._integer_filter_bounds()
         for parameter in parameters:
             schema = parameter.setdefault("schema", {})
-            if parameter["in"] == "path" and parameter["name"] in ("id", "pk"):
+            if parameter["in"] == "path" and parameter["name"] in ("id", "pk", "job"):
                 # hepstore.converters: ids of 1 to 18 digits; other paths are 404.
                 schema.clear()
                 schema.update(type="integer", minimum=0, maximum=10**18 - 1)

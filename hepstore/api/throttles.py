@@ -1,10 +1,12 @@
 """Request rates of the expensive endpoints (DRF scoped throttles).
 
 A view names its scope (throttle_scope = "validate" | "reinterpret" | "scan" |
-"submissions"); anonymous clients (counted by address) and authenticated users (counted per
-user) have separate rates, HEPSTORE_THROTTLE_RATES["<scope>_anon" | "<scope>_user"], read from
-the environment in settings. A refused request gets 429 with Retry-After (seconds).
-Counters live in Django's cache: per process unless a shared cache is configured.
+"submissions"), and optionally the methods it applies to (throttled_methods = ("POST",)
+where the same path also lists); anonymous clients (counted by address) and authenticated
+users (counted per user) have separate rates, HEPSTORE_THROTTLE_RATES["<scope>_anon" |
+"<scope>_user"], read from the environment in settings. A refused request gets 429 with
+Retry-After (seconds). Counters live in Django's cache: per process unless a shared cache
+is configured.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def client_ident(request) -> str:
 class ScopedClientThrottle(ScopedRateThrottle):
     def allow_request(self, request, view) -> bool:
         scope = getattr(view, self.scope_attr, None)
-        if not scope:
+        if not scope or request.method not in getattr(view, "throttled_methods", (request.method,)):
             return True
         kind = "user" if request.user and request.user.is_authenticated else "anon"
         self.scope = f"{scope}_{kind}"

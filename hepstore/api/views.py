@@ -17,6 +17,7 @@ from hepstore import citations, points, services
 from hepstore.api import serializers as s
 from hepstore.api.downloads import blob_download, bytes_download
 from hepstore.api.filters import AnalysisFilterSet, check_single_values
+from hepstore.api.schema import IF_NONE_MATCH, NOT_MODIFIED, errors, label_values_parameter
 from hepstore.converters import ID_REGEX
 from hepstore.errors import InvalidSubmission, NotFound, UnusableInput
 from hepstore.jsonio import canonical_bytes
@@ -33,7 +34,7 @@ FORM_PARAMETER = OpenApiParameter(
 
 
 def _form(request) -> str:
-    form = request.query_params.get("form", "published")
+    form = request.query_params.get("form") or "published"
     if form not in ("published", "canonical"):
         raise UnusableInput("form must be 'published' or 'canonical'")
     return form
@@ -48,7 +49,7 @@ def _document(request, published_sha: str | None, canonical_sha: str, filename: 
 
 JSON_DOCUMENT = OpenApiResponse(
     OpenApiTypes.OBJECT,
-    "the JSON document as published (headers X-Content-SHA256, Content-Disposition)",
+    "the JSON document as published (headers X-Content-SHA256, ETag, Content-Disposition)",
 )
 
 
@@ -74,7 +75,11 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
     serializer_class = s.LikelihoodSerializer
     lookup_value_regex = ID_REGEX
 
-    @extend_schema(parameters=[FORM_PARAMETER], responses={200: JSON_DOCUMENT})
+    @extend_schema(
+        parameters=[FORM_PARAMETER, IF_NONE_MATCH],
+        responses={200: JSON_DOCUMENT, 304: NOT_MODIFIED},
+    )
+    @errors(400)
     @action(detail=True, url_path="background-only", filter_backends=[], pagination_class=None)
     def background_only(self, request, pk=None):
         lh = self.get_object()
@@ -82,7 +87,11 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
             request, lh.background_published_id, lh.background_id, f"{lh.region}-BkgOnly.json"
         )
 
-    @extend_schema(parameters=[FORM_PARAMETER], responses={200: JSON_DOCUMENT})
+    @extend_schema(
+        parameters=[FORM_PARAMETER, IF_NONE_MATCH],
+        responses={200: JSON_DOCUMENT, 304: NOT_MODIFIED},
+    )
+    @errors(400)
     @action(detail=True, filter_backends=[], pagination_class=None)
     def patchset(self, request, pk=None):
         lh = self.get_object()
@@ -93,11 +102,13 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
         )
 
     @extend_schema(
+        parameters=[IF_NONE_MATCH],
         responses={
             (200, "application/gzip"): OpenApiResponse(
                 OpenApiTypes.BINARY, "the region as .tar.gz (one directory per region)"
-            )
-        }
+            ),
+            304: NOT_MODIFIED,
+        },
     )
     @action(detail=True, filter_backends=[], pagination_class=None)
     def archive(self, request, pk=None):
@@ -107,15 +118,10 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
         )
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "<label>",
-                str,
-                description="a label of the patchset with the value to match, e.g. msb=1000",
-            )
-        ],
+        parameters=[label_values_parameter(required=False)],
         responses=s.SignalPointSerializer(many=True),
     )
+    @errors(400)
     @action(detail=True, filter_backends=[])
     def signals(self, request, pk=None):
         """The signal grid; label=value parameters keep the points with those values."""
@@ -126,7 +132,14 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
         return self.get_paginated_response(s.SignalPointSerializer(page, many=True).data)
 
     @extend_schema(
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "the point's JSON Patch operations")}
+        parameters=[IF_NONE_MATCH],
+        responses={
+            200: OpenApiResponse(
+                {"type": "array", "items": {"type": "object"}},
+                "the point's JSON Patch operations (RFC 6902)",
+            ),
+            304: NOT_MODIFIED,
+        },
     )
     @action(
         detail=True,
@@ -143,13 +156,15 @@ class LikelihoodViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
         return blob_download(request, point.patch_id, f"{name}-patch.json")
 
     @extend_schema(
+        parameters=[IF_NONE_MATCH],
         responses={
             200: OpenApiResponse(
                 OpenApiTypes.OBJECT,
-                "full workspace of the signal point (headers X-Content-SHA256, "
+                "full workspace of the signal point (headers X-Content-SHA256, ETag, "
                 "X-Background-Digest)",
-            )
-        }
+            ),
+            304: NOT_MODIFIED,
+        },
     )
     @action(
         detail=True,

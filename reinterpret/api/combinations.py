@@ -6,45 +6,31 @@ from __future__ import annotations
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
-from rest_framework.decorators import api_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from hepstore.api.parsers import StrictJSONParser
+from hepstore.api.schema import errors
 from hepstore.api.throttles import client_ident
 from hepstore.errors import NotFound
 from reinterpret import combination_services as cs
 from reinterpret import contours, jobs
-from reinterpret.api.serializers import JobSerializer, ScanRequestSerializer
-from reinterpret.api.views import job_owner, job_response
+from reinterpret.api.serializers import (
+    CombinationCreatedSerializer,
+    CombinationDetailSerializer,
+    CombinationRequestSerializer,
+    CombinationSerializer,
+    CustomCombinationSerializer,
+    JobCreatedSerializer,
+    JobSerializer,
+    ScanRequestSerializer,
+)
+from reinterpret.api.views import job_owner, job_response, sync_fits
 from reinterpret.errors import ReinterpretError
 from reinterpret.models import Combination, Job, JobKind
-
-
-class MemberSerializer(serializers.Serializer):
-    likelihood = serializers.IntegerField()
-    tag = serializers.CharField(required=False, help_text="default L<likelihood id>")
-    measurement = serializers.CharField(required=False, help_text="default: the first")
-
-
-class CombinationRequestSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    description = serializers.CharField(required=False)
-    members = MemberSerializer(many=True)
-    policy = serializers.DictField(
-        required=False,
-        help_text="{decorrelate: [names], correlate_only: [names] | null, renames: [{old, new, "
-        "member}], prefer: [{member, parameter}], measurement_name}",
-    )
-    label_map = serializers.DictField(
-        required=False, help_text="{member tag: {member label: combination label}}"
-    )
-
-
-class CustomCombinationSerializer(serializers.Serializer):
-    members = serializers.DictField(
-        help_text="{tag: {'signal': {channel: [yields]}, 'modifiers': [...]} or {'patch': [...]}}"
-    )
 
 
 def describe(combination: Combination, request=None, with_report: bool = False) -> dict:
@@ -85,128 +71,186 @@ def describe(combination: Combination, request=None, with_report: bool = False) 
     return body
 
 
-@extend_schema(
-    methods=["POST"],
-    request=CombinationRequestSerializer,
-    responses={201: OpenApiTypes.OBJECT},
-    operation_id="combinations_create",
-)
-@extend_schema(
-    methods=["GET"], responses={200: OpenApiTypes.OBJECT}, operation_id="combinations_list"
-)
-@api_view(["GET", "POST"])
-def combination_list(request):
-    """GET: the stored combinations (newest first). POST: create one; refused (422) with every
-    clash and its pointer unless the members combine under the policy."""
-    if request.method == "POST":
-        combination, report = cs.create(request.data)
-        body = describe(combination, request)
-        body["report"] = report
-        return Response(body, status=status.HTTP_201_CREATED)
-    page = Combination.objects.all()[:100]
-    return Response({"results": [describe(c, request) for c in page]})
+class CombinationListView(GenericAPIView):
+    """GET: the stored combinations, newest first (paged). POST: create one; refused (422)
+    with every clash and its pointer unless the members combine under the policy."""
+
+    queryset = Combination.objects.order_by("-created", "-id")
+    # What POST reads (also what OPTIONS describes); GET answers describe() of each.
+    serializer_class = CombinationRequestSerializer
+    parser_classes = [StrictJSONParser]
+    filter_backends = []
+    throttle_scope = "submissions"
+    throttled_methods = ("POST",)
+
+    @extend_schema(responses=CombinationSerializer(many=True), operation_id="combinations_list")
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([describe(c, request) for c in page])
+
+    @extend_schema(
+        request=CombinationRequestSerializer,
+        responses={201: CombinationCreatedSerializer},
+        operation_id="combinations_create",
+    )
+    @errors(422)
+    def post(self, request):
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        combination, report = cs.create(body.validated_data)
+        created = describe(combination, request)
+        created["report"] = report
+        return Response(created, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(request=CombinationRequestSerializer, responses={200: OpenApiTypes.OBJECT})
-@api_view(["POST"])
-def combination_validate(request):
+class CombinationValidateView(APIView):
     """The validation report of a would-be combination (nothing is stored): every clash with
-    its member, pointer and message, and the combined grid's size."""
-    _, members, policy, label_map = cs.read_definition(request.data)
-    return Response(cs.check(members, policy, label_map))
+    its member, pointer and message, and the combined grid's size. Likelihoods that do not
+    exist and unusable policies are a 422."""
+
+    parser_classes = [StrictJSONParser]
+    throttle_scope = "validate"
+    error_statuses = (422,)
+
+    @extend_schema(
+        request=CombinationRequestSerializer,
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "the validation report")},
+    )
+    def post(self, request):
+        body = CombinationRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        _, members, policy, label_map = cs.read_definition(body.validated_data)
+        return Response(cs.check(members, policy, label_map))
 
 
-@extend_schema(responses={200: OpenApiTypes.OBJECT})
-@api_view(["GET"])
-def combination_detail(request, pk: int):
+class CombinationDetailView(APIView):
     """Members, policy, the validation report and the latest scan."""
-    combination = get_object_or_404(Combination, pk=pk)
-    return Response(describe(combination, request, with_report=True))
+
+    @extend_schema(responses={200: CombinationDetailSerializer})
+    def get(self, request, pk: int):
+        combination = get_object_or_404(Combination, pk=pk)
+        return Response(describe(combination, request, with_report=True))
 
 
-@extend_schema(responses={200: OpenApiTypes.OBJECT})
-@api_view(["GET"])
-def combination_points(request, pk: int):
+class CombinationPointsView(APIView):
     """The combined signal grid: per point, which member point goes in (null: background
     only)."""
-    combination = get_object_or_404(Combination, pk=pk)
-    labels, points = cs.grid(combination)
-    return Response({"labels": labels, "points": [p.as_dict() for p in points]})
+
+    @extend_schema(
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "labels and combined points")}
+    )
+    def get(self, request, pk: int):
+        combination = get_object_or_404(Combination, pk=pk)
+        labels, points = cs.grid(combination)
+        return Response({"labels": labels, "points": [p.as_dict() for p in points]})
 
 
-@extend_schema(responses={200: OpenApiTypes.OBJECT})
-@api_view(["GET"])
-def combination_point_result(request, pk: int, name: str):
+class CombinationPointResultView(APIView):
     """CLs (observed, expected band), mu_hat and upper limits of a combined point, cached by
     every member's digests and the policy; with the member points that went in, each member
     alone and the best-expected member."""
-    combination = get_object_or_404(Combination, pk=pk)
-    result, cached = cs.point_result(combination, name)
-    response = Response({**result, "cached": cached})
-    response["X-Cache"] = "hit" if cached else "miss"
-    return response
+
+    error_statuses = (422,)
+
+    @extend_schema(
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "CLs, mu_hat, limits, provenance")}
+    )
+    def get(self, request, pk: int, name: str):
+        combination = get_object_or_404(Combination, pk=pk)
+        result, cached = cs.point_result(combination, name)
+        response = Response({**result, "cached": cached})
+        response["X-Cache"] = "hit" if cached else "miss"
+        return response
 
 
-@extend_schema(
-    request=CustomCombinationSerializer,
-    responses={200: OpenApiTypes.OBJECT, 202: JobSerializer},
-)
-@api_view(["POST"])
-def combination_reinterpret(request, pk: int):
+class CombinationReinterpretView(APIView):
     """Your own signal, with yields per member (members left out: background only). Small
-    combinations answer at once; otherwise 202 with the job to poll."""
-    combination = get_object_or_404(Combination, pk=pk)
-    operations = cs.custom_operations(combination, request.data)
-    if cs.is_small(combination):
-        result, cached = cs.custom_result(combination, operations)
-        return Response({**result, "cached": cached})
-    job = jobs.submit(
-        None,
-        JobKind.COMBINATION_CUSTOM,
-        {"operations": operations},
-        owner=job_owner(request),
-        client=client_ident(request),
-        combination=combination,
+    combinations answer at once while a synchronous fit is free; otherwise 202 with the job
+    to poll (anonymous clients: keep the returned token)."""
+
+    parser_classes = [StrictJSONParser]
+    throttle_scope = "reinterpret"
+    error_statuses = (422,)
+
+    @extend_schema(
+        request=CustomCombinationSerializer,
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, "the result (as for a combined point)"),
+            202: JobCreatedSerializer,
+        },
     )
-    return job_response(request, job)
+    def post(self, request, pk: int):
+        combination = get_object_or_404(Combination, pk=pk)
+        body = CustomCombinationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        operations = cs.custom_operations(combination, body.validated_data)
+        if cs.is_small(combination) and sync_fits.acquire(blocking=False):
+            try:
+                result, cached = cs.custom_result(combination, operations)
+            finally:
+                sync_fits.release()
+            return Response({**result, "cached": cached})
+        job = jobs.submit(
+            None,
+            JobKind.COMBINATION_CUSTOM,
+            {"operations": operations},
+            owner=job_owner(request),
+            client=client_ident(request),
+            combination=combination,
+        )
+        return job_response(request, job)
 
 
-@extend_schema(request=ScanRequestSerializer, responses={202: JobSerializer})
-@api_view(["POST"])
-def combination_scan(request, pk: int):
-    """Every combined point (or the named ones) as a job; its result is the per-point table
-    (with each point's member provenance) and the exclusion contour."""
-    combination = get_object_or_404(Combination, pk=pk)
-    body = ScanRequestSerializer(data=request.data)
-    body.is_valid(raise_exception=True)
-    params = dict(body.validated_data)
-    if "points" in params:
-        params["points"] = list(dict.fromkeys(params["points"]))
-    labels, points = cs.grid(combination)
-    names = {p.name for p in points}
-    unknown = [n for n in params.get("points", []) if n not in names]
-    if unknown:
-        raise NotFound(f"unknown combined points: {', '.join(unknown[:10])}")
-    for axis in ("x", "y"):
-        if axis in params and params[axis] not in labels:
-            raise ReinterpretError(f"{axis}: {params[axis]!r} is not one of the labels {labels}")
-    job = jobs.submit(
-        None,
-        JobKind.COMBINATION_SCAN,
-        params,
-        owner=job_owner(request),
-        client=client_ident(request),
-        combination=combination,
-    )
-    return job_response(request, job)
+class CombinationScanView(APIView):
+    """Every combined point (or the named ones, duplicates dropped) as a job; its result is
+    the per-point table (with each point's member provenance) and the exclusion contour."""
+
+    parser_classes = [StrictJSONParser]
+    throttle_scope = "scan"
+
+    @extend_schema(request=ScanRequestSerializer, responses={202: JobCreatedSerializer})
+    def post(self, request, pk: int):
+        combination = get_object_or_404(Combination, pk=pk)
+        body = ScanRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        params = dict(body.validated_data)
+        if "points" in params:
+            params["points"] = list(dict.fromkeys(params["points"]))
+        labels, points = cs.grid(combination)
+        names = {p.name for p in points}
+        unknown = [n for n in params.get("points", []) if n not in names]
+        if unknown:
+            raise NotFound(f"unknown combined points: {', '.join(unknown[:10])}")
+        for axis in ("x", "y"):
+            if axis in params and params[axis] not in labels:
+                raise ReinterpretError(
+                    f"{axis}: {params[axis]!r} is not one of the labels {labels}"
+                )
+        job = jobs.submit(
+            None,
+            JobKind.COMBINATION_SCAN,
+            params,
+            owner=job_owner(request),
+            client=client_ident(request),
+            combination=combination,
+        )
+        return job_response(request, job)
 
 
-@extend_schema(responses={200: OpenApiTypes.STR})
-@api_view(["GET"])
-def combination_contour_svg(request, pk: int, job: int):
+class CombinationContourView(APIView):
     """A finished scan's grid coloured by CLs with its contours, as SVG."""
-    scan = get_object_or_404(Job, pk=job, combination_id=pk, kind=JobKind.COMBINATION_SCAN)
-    if not scan.result or "contour" not in scan.result:
-        raise NotFound("the scan has no contour (yet)")
-    body = contours.svg(scan.result["points"], scan.result["contour"], scan.result["labels"])
-    return HttpResponse(body, content_type="image/svg+xml")
+
+    @extend_schema(
+        parameters=[OpenApiParameter("job", int, location=OpenApiParameter.PATH)],
+        responses={
+            (200, "image/svg+xml"): OpenApiResponse(
+                OpenApiTypes.BINARY, "the scan's grid coloured by CLs with its contours"
+            )
+        },
+    )
+    def get(self, request, pk: int, job: int):
+        scan = get_object_or_404(Job, pk=job, combination_id=pk, kind=JobKind.COMBINATION_SCAN)
+        if not scan.result or "contour" not in scan.result:
+            raise NotFound("the scan has no contour (yet)")
+        body = contours.svg(scan.result["points"], scan.result["contour"], scan.result["labels"])
+        return HttpResponse(body, content_type="image/svg+xml")

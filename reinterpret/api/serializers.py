@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from reinterpret.fitter.combine_policy import TAG_PATTERN
 from reinterpret.models import Job
 
 # Names a scan request may list (before duplicates are dropped; the scan itself is bounded
@@ -61,6 +63,35 @@ class JobCreatedSerializer(JobSerializer):
         fields = [*JobSerializer.Meta.fields, "token"]
 
 
+# JSON types as the schema states them: DRF would otherwise read "1.5" as a number and 0 as
+# the string "0".
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, not a string or float that reads as one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, int) or isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number, not a string that reads as one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, int | float) or isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string, not a number."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class PatchOperationSerializer(serializers.Serializer):
     """One RFC 6902 operation."""
 
@@ -80,7 +111,7 @@ class ReinterpretRequestSerializer(serializers.Serializer):
 
     signal = serializers.DictField(
         child=serializers.ListField(
-            child=serializers.FloatField(min_value=0, max_value=1e12), min_length=1
+            child=StrictFloatField(min_value=0, max_value=1e12), min_length=1
         ),
         required=False,
         help_text="yields per channel and bin (events, 0 to 1e12)",
@@ -104,3 +135,138 @@ class ScanRequestSerializer(serializers.Serializer):
     )
     x = serializers.CharField(required=False, help_text="label on the x axis of the contour")
     y = serializers.CharField(required=False, help_text="label on the y axis of the contour")
+
+
+# --------------------------------------------------------------------------- combinations
+# (drf-spectacular adds the empty string as a second choice: allow_blank)
+@extend_schema_field({"type": "string", "pattern": TAG_PATTERN.pattern, "maxLength": 64})
+class TagField(StrictCharField):
+    """A member's tag: letters, digits, '_', '.', '-' (at most 64), the whole string; empty
+    (as the page's form sends a cleared field) means the default."""
+
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, allow_blank=True, max_length=64, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not TAG_PATTERN.fullmatch(value):
+            raise serializers.ValidationError("letters, digits, '_', '.', '-' (at most 64)")
+        return value
+
+
+def _names(description: str) -> dict:
+    return {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "nullable": True,
+        "description": description,
+    }
+
+
+# The policy's shape as reinterpret.fitter.combine_policy.Policy.from_dict reads it (other
+# keys of a rename or preference are ignored); that function checks it, collecting every
+# problem with its pointer (422), so the serializer takes any object here.
+POLICY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "decorrelate": _names("parameters made one per member"),
+        "correlate_only": _names("only these are shared; null: all that match"),
+        "renames": {
+            "type": "array",
+            "nullable": True,
+            "items": {
+                "type": "object",
+                "required": ["old", "new"],
+                "properties": {
+                    "old": {"type": "string", "minLength": 1},
+                    "new": {"type": "string", "minLength": 1},
+                    "member": {"type": "string", "nullable": True},
+                },
+            },
+        },
+        "prefer": {
+            "type": "array",
+            "nullable": True,
+            "items": {
+                "type": "object",
+                "required": ["member"],
+                "properties": {
+                    "member": {"type": "string", "minLength": 1},
+                    "parameter": {"type": "string", "nullable": True},
+                },
+            },
+        },
+        "measurement_name": {"type": "string", "minLength": 1, "nullable": True},
+    },
+}
+
+
+@extend_schema_field(POLICY_SCHEMA)
+class PolicyField(serializers.DictField):
+    pass
+
+
+class MemberSerializer(serializers.Serializer):
+    likelihood = StrictIntegerField(min_value=1, max_value=10**18 - 1)
+    tag = TagField(required=False, help_text="absent or empty: L<likelihood id>")
+    measurement = StrictCharField(
+        required=False, allow_blank=True, max_length=200, help_text="default: the first"
+    )
+
+
+class CombinationRequestSerializer(serializers.Serializer):
+    """The definition of a combination. Its shape is checked here (400); whether the
+    likelihoods exist, the policy is usable and the members combine is checked by
+    reinterpret.combination_services (422 with every problem and its pointer)."""
+
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True, max_length=5000)
+    members = serializers.ListField(child=MemberSerializer(), min_length=2)
+    policy = PolicyField(required=False, help_text="correlation policy")
+    label_map = serializers.DictField(
+        child=serializers.DictField(child=StrictCharField(trim_whitespace=False)),
+        required=False,
+        help_text="{member tag: {member label: combination label}}",
+    )
+
+
+class CustomCombinationSerializer(serializers.Serializer):
+    members = serializers.DictField(
+        child=ReinterpretRequestSerializer(),
+        allow_empty=False,
+        help_text="per member tag, its signal as for one likelihood (members left out: "
+        "background only)",
+    )
+
+
+class CombinationMemberSerializer(serializers.Serializer):
+    tag = serializers.CharField()
+    likelihood = serializers.IntegerField()
+    region = serializers.CharField()
+    analysis = serializers.CharField()
+    version = serializers.IntegerField()
+    measurement = serializers.CharField(allow_null=True)
+    background_digest = serializers.CharField()
+
+
+class CombinationSerializer(serializers.Serializer):
+    """Documents reinterpret.api.combinations.describe()."""
+
+    id = serializers.IntegerField()
+    url = serializers.CharField()
+    page = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    created = serializers.DateTimeField()
+    members = CombinationMemberSerializer(many=True)
+    policy = serializers.DictField()
+    label_map = serializers.DictField()
+
+
+class CombinationCreatedSerializer(CombinationSerializer):
+    report = serializers.DictField(help_text="the validation report")
+
+
+class CombinationDetailSerializer(CombinationCreatedSerializer):
+    latest_scan = JobSerializer(allow_null=True)

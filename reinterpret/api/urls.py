@@ -27,34 +27,42 @@ urlpatterns = [
         name="api-reinterpret",
     ),
     re_path(rf"^likelihoods/{ID}/scan/?$", views.ScanView.as_view(), name="api-scan"),
-    re_path(r"^combinations/?$", combinations.combination_list, name="api-combinations"),
+    re_path(
+        r"^combinations/?$", combinations.CombinationListView.as_view(), name="api-combinations"
+    ),
     re_path(
         r"^combinations/validate/?$",
-        combinations.combination_validate,
+        combinations.CombinationValidateView.as_view(),
         name="api-combination-validate",
     ),
-    re_path(rf"^combinations/{ID}/?$", combinations.combination_detail, name="api-combination"),
+    re_path(
+        rf"^combinations/{ID}/?$",
+        combinations.CombinationDetailView.as_view(),
+        name="api-combination",
+    ),
     re_path(
         rf"^combinations/{ID}/points/?$",
-        combinations.combination_points,
+        combinations.CombinationPointsView.as_view(),
         name="api-combination-points",
     ),
     re_path(
         rf"^combinations/{ID}/points/(?P<name>[^/]+)/result/?$",
-        combinations.combination_point_result,
+        combinations.CombinationPointResultView.as_view(),
         name="api-combination-point-result",
     ),
     re_path(
         rf"^combinations/{ID}/reinterpret/?$",
-        combinations.combination_reinterpret,
+        combinations.CombinationReinterpretView.as_view(),
         name="api-combination-reinterpret",
     ),
     re_path(
-        rf"^combinations/{ID}/scan/?$", combinations.combination_scan, name="api-combination-scan"
+        rf"^combinations/{ID}/scan/?$",
+        combinations.CombinationScanView.as_view(),
+        name="api-combination-scan",
     ),
     re_path(
         rf"^combinations/{ID}/scans/(?P<job>{ID_REGEX})/contour.svg$",
-        combinations.combination_contour_svg,
+        combinations.CombinationContourView.as_view(),
         name="api-combination-contour",
     ),
     path("", include(router.urls)),

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from hepstore import points
 from hepstore.api.parsers import StrictJSONParser
+from hepstore.api.schema import errors, label_values_parameter
 from hepstore.api.throttles import client_ident
 from hepstore.converters import ID_REGEX
 from hepstore.errors import NotFound
@@ -47,7 +48,7 @@ TOKEN_PARAMETERS = [
     ),
 ]
 # Synchronous fits running at once in this process; more become jobs.
-_sync_fits = threading.BoundedSemaphore(settings.REINTERPRET_MAX_SYNC_FITS)
+sync_fits = threading.BoundedSemaphore(settings.REINTERPRET_MAX_SYNC_FITS)
 
 
 def job_token(request) -> str | None:
@@ -90,13 +91,10 @@ class PointResultByValuesView(APIView):
 
     @extend_schema(
         operation_id="likelihoods_signals_result_by_values",
-        parameters=[
-            OpenApiParameter(
-                "<label>", str, description="a label's value, e.g. msb=1000 (each label)"
-            )
-        ],
+        parameters=[label_values_parameter(required=True)],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "CLs, mu_hat, limits, settings")},
     )
+    @errors(400)
     def get(self, request, pk: int):
         likelihood = get_object_or_404(Likelihood, pk=pk)
         point = points.resolve(likelihood, request.query_params)
@@ -129,11 +127,11 @@ class ReinterpretView(APIView):
         bkg = background_workspace(likelihood)
         operations = services.custom_signal_patch(bkg, request.data)
         services.check_custom_workspace(services.apply_patch(bkg, operations))
-        if services.fits_synchronously(likelihood) and _sync_fits.acquire(blocking=False):
+        if services.fits_synchronously(likelihood) and sync_fits.acquire(blocking=False):
             try:
                 result, cached = services.cached_evaluation(likelihood, operations, "custom")
             finally:
-                _sync_fits.release()
+                sync_fits.release()
             return Response({**result, "cached": cached})
         job = jobs.submit(
             likelihood,
