@@ -40,6 +40,10 @@ class Settings:
     codes: InterpolationCodes = InterpolationCodes()
     memory_budget_mb: int = 2048
 
+    def __post_init__(self) -> None:
+        if self.test_stat == "q0":  # the discovery test is at mu = 0 (InferenceOptions)
+            object.__setattr__(self, "mu_test", 0.0)
+
     def as_dict(self) -> dict:
         return {
             "test_statistic": self.test_stat,

@@ -12,7 +12,7 @@ Expected values use t = n for n in (2, 1, 0, -1, -2), i.e. CLs from -2 sigma to 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import log_ndtr, ndtr, ndtri
 
 TEST_STATISTICS = ("qtilde", "q", "q0")
 EXPECTED_SIGMAS = np.array([2.0, 1.0, 0.0, -1.0, -2.0])
@@ -20,6 +20,11 @@ EXPECTED_SIGMAS = np.array([2.0, 1.0, 0.0, -1.0, -2.0])
 
 def survival(x: np.ndarray) -> np.ndarray:
     return ndtr(-x)
+
+
+def log_survival(x: np.ndarray) -> np.ndarray:
+    """log Q(x), accurate far in the tail (Q(40) ~ 1e-350 is below the smallest double)."""
+    return log_ndtr(-x)
 
 
 def t_value(q: np.ndarray, q_asimov: np.ndarray, test_stat: str) -> np.ndarray:
@@ -32,11 +37,19 @@ def t_value(q: np.ndarray, q_asimov: np.ndarray, test_stat: str) -> np.ndarray:
     return np.where(sqrt_q <= sqrt_qa, sqrt_q - sqrt_qa, far)
 
 
+def log_cls_from_t(t: np.ndarray, sqrt_qa: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(log CLs+b, log CLb, log CLs) for test-statistic values t with Asimov sqrt(q_A): the
+    ratio is taken in log space, so that CLs of a huge signal (both tails far below 1e-300)
+    is still a number."""
+    log_clsb = log_survival(t + sqrt_qa)
+    log_clb = log_survival(t)
+    return log_clsb, log_clb, log_clsb - log_clb
+
+
 def cls_from_t(t: np.ndarray, sqrt_qa: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(CLs+b, CLb, CLs) for test-statistic values t with Asimov sqrt(q_A)."""
-    clsb = survival(t + sqrt_qa)
-    clb = survival(t)
-    return clsb, clb, clsb / clb
+    """(CLs+b, CLb, CLs) for test-statistic values t with Asimov sqrt(q_A); values below the
+    smallest double are 0."""
+    return tuple(np.exp(x) for x in log_cls_from_t(t, sqrt_qa))
 
 
 def observed_and_expected(q: np.ndarray, q_asimov: np.ndarray, test_stat: str):
