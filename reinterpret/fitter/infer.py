@@ -251,6 +251,7 @@ def hypotest(model: ModelBatch, options: InferenceOptions | None = None) -> list
             for name, out in zip(names, outcomes, strict=True)
             if out.spread[b] > starts.START_TOLERANCE
         ]
+        warnings += _not_finite(b, cls_obs, cls_exp, q_obs, q_a, names, outcomes)
         up_obs = up_exp = None
         if limits is not None:
             values, ok = limits
@@ -276,6 +277,26 @@ def hypotest(model: ModelBatch, options: InferenceOptions | None = None) -> list
             )
         )
     return results
+
+
+def _not_finite(b, cls_obs, cls_exp, q_obs, q_a, names, outcomes) -> list[str]:
+    """Why a number of point b is not finite (the number itself stays non-finite; callers
+    turn it into null with these reasons). Empty when every number is finite."""
+    if np.isfinite(cls_obs[b]) and np.isfinite(cls_exp[b]).all():
+        return []
+    causes = [
+        name for name, out in zip(names, outcomes, strict=True) if not np.isfinite(out.nll[b])
+    ]
+    if causes:
+        reason = "-log L is not finite in the " + ", ".join(causes)
+    elif not np.isfinite(q_a[b]) or q_a[b] <= 0.0:
+        reason = f"the Asimov test statistic is {q_a[b]:.3g} (no sensitivity at mu_test)"
+    else:
+        reason = f"test statistics q = {q_obs[b]:.6g}, q_A = {q_a[b]:.6g}"
+    which = ("observed " if not np.isfinite(cls_obs[b]) else "") + (
+        "expected " if not np.isfinite(cls_exp[b]).all() else ""
+    )
+    return [f"CLs {which.strip().replace(' ', ' and ')} not computable: {reason}"]
 
 
 def _poi_errors(model: ModelBatch, free: FitOutcome) -> list[float | None]:

@@ -3,19 +3,20 @@
 A Newton fit finds the minimum of the basin it starts in. -log L of a HistFactory model can
 have several: along a parameter whose up and down variations move a yield the same way
 (ModelBatch.folds), two values of the parameter give one yield, and the data can be matched
-on either side of the constraint's centre. So the fits every result depends on are run from
+on either side of 0. So the fits every result depends on are run from
 more than one start, as extra rows of a batch:
 
 - best_of: the given starts (a warm start first, the measurement's inits), lowest kept;
-- try_flips: from each fitted row, the fold parameters that ended away from their
-  constraint's centre are mirrored through it (one start per parameter, the largest few
+- try_flips: from each fitted row, the fold parameters that ended away from 0 (where the up
+  and down variations meet) are mirrored through it (one start per parameter, the largest few
   deviations, plus one with all of them mirrored). A mirrored start is fitted only where
   -log L along the line from the fit to it is not convex (at the centre, half-way, it lies
   above the mean of its ends: a barrier between two basins; a convex line leads back into the
   fit's own basin) and where -log L there, before any refit, is at most FLIP_MARGIN above the
   fit's (the mirror image of a deeper basin lies about as low as the fit, since the yields it
-  changes are the same; a start in a basin far above only finds that basin again). A lower
-  minimum replaces the fit.
+  changes are the same; a start in a basin far above only finds that basin again); a mirror
+  below the fit is always refitted. A code0 kink parameter is mirrored at any distance from
+  its kink (its two basins meet there). A lower minimum replaces the fit.
 
 Every outcome carries `spread`: how far (in -log L) the first start's own minimum lies above
 the one kept, i.e. how wrong a single-start fit would have been (0 when the first start's
@@ -27,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from reinterpret.fitter.model import ModelBatch
-from reinterpret.fitter.optimize import FitOptions, FitOutcome, minimize
+from reinterpret.fitter.optimize import KINK_WIDTH, FitOptions, FitOutcome, minimize
 
 # Two converged starts whose -log L differ by more than this (1e-4 in 2 NLL) reached different
 # minima; converged starts in one minimum agree to ~1e-9.
@@ -96,10 +97,14 @@ def flip_starts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mirrored starts for fitted parameters theta (R, P): (which row each start belongs to
     (K,), the starts (K, P)), before the FLIP_MARGIN test. See the module docstring."""
+    # Yields fold where the up and down variations meet: at 0 for every interpolation code
+    # (not at the constraint's centre, which Asimov data move).
     sigma = model.sigma[rows]
-    centre = np.where(model.gauss[rows], aux, theta)
-    deviation = np.abs(theta - centre) / sigma
-    eligible = model.folds[None, :] & ~fixed & np.isfinite(theta) & (deviation > FLIP_MIN)
+    centre = np.zeros_like(theta)
+    deviation = np.abs(theta) / sigma
+    # A kink (code0) separates its two basins exactly at the centre: any side counts.
+    least = np.where(model.kinks, KINK_WIDTH, FLIP_MIN)
+    eligible = model.folds[None, :] & ~fixed & np.isfinite(theta) & (deviation > least)
     owners: list[int] = []
     starts: list[np.ndarray] = []
     for r in np.flatnonzero(eligible.any(axis=1)):
@@ -151,7 +156,8 @@ def try_flips(
         low = np.isfinite(there) & (there <= f0 + FLIP_MARGIN)
         # Convex along the line through the centre: one basin there, the mirror leads back.
         barrier = ~(middle <= 0.5 * (f0 + there) + 1e-9 * np.abs(f0))
-    owner, start = owner[low & barrier], start[low & barrier]
+    # A mirrored start below the fit leads to a lower minimum, barrier or not.
+    owner, start = owner[low & (barrier | (there < f0))], start[low & (barrier | (there < f0))]
     if owner.size == 0:
         return outcome
     keep_hessian = outcome.hessian is not None
