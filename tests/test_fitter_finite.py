@@ -60,6 +60,19 @@ def test_cls_deep_in_the_tail_is_a_number():
     assert np.all(np.isfinite(cls)) and np.all(cls > 0) and np.all(cls < 1e-290)
 
 
+def test_cls_with_no_sensitivity_left_is_a_number():
+    """q~ with q_A -> 0 (a tiny signal): t = (q - q_A) / (2 sqrt(q_A)) runs to infinity and
+    both tails vanish; CLs tends to exp(-q / 2), continuous with the exact ratio."""
+    q = np.array([0.5, 2e-3, 3.0, 2.0])
+    q_a = np.array([0.0, 0.0, 1e-14, (2.0 / 2e4) ** 2 * 0.99])
+    obs, exp = asymptotics.observed_and_expected(q, q_a, "qtilde")
+    assert obs[:3] == pytest.approx(np.exp(-0.5 * q[:3]), rel=1e-6)
+    t = asymptotics.t_value(q[3:], q_a[3:], "qtilde")
+    exact = asymptotics.log_cls_from_t(t, np.sqrt(q_a[3:]))[2]
+    assert t[0] > asymptotics.FAR_TAIL and np.log(obs[3]) == pytest.approx(exact[0], rel=1e-7)
+    assert exp[:3] == pytest.approx(np.ones((3, 5)), abs=1e-6)
+
+
 def test_a_signal_30_times_the_background_agrees_with_pyhf():
     pyhf = pytest.importorskip("pyhf")
     ws = huge_signal_workspace(30.0)

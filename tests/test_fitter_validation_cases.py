@@ -127,3 +127,24 @@ def test_lower_minimum_than_pyhf_is_real():
     (result,) = hypotest(model, InferenceOptions(test_stat="q"))
     assert result.converged and result.start_spread > 0.4
     assert any("different minima" in w for w in result.warnings)
+
+
+def test_q0_tests_mu_zero_whatever_mu_test_is_given():
+    """`cls --test-stat q0` passes its default --mu 1: the discovery test is still at mu = 0,
+    so the p0 values are the pinned ones, not those of a test of mu = 1."""
+    from reinterpret.fitter import FitterError
+
+    if not CASES:
+        pytest.skip("shared likelihood data not available")
+    case = next(c for c in CASES if c["test_stat"] == "q0")
+    assert InferenceOptions(test_stat="q0", mu_test=1.0).mu_test == 0.0
+    ws = load("pyhf-validation", case["file"])
+    model = compile_models([ws], codes=InterpolationCodes("code1", "code0"))
+    (result,) = hypotest(model, InferenceOptions(test_stat="q0", mu_test=1.0))
+    assert result.converged
+    expected = case["expected"]
+    assert close(result.cls_obs, expected["CLs_obs"], 5e-3, 2e-4)
+    for got, want in zip(result.cls_exp, expected["CLs_exp"], strict=True):
+        assert close(got, want, 5e-3, 1e-6)
+    with pytest.raises(FitterError):
+        InferenceOptions(test_stat="q0", upper_limit=True)

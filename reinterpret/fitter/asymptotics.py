@@ -43,13 +43,28 @@ def log_cls_from_t(t: np.ndarray, sqrt_qa: np.ndarray) -> tuple[np.ndarray, ...]
     is still a number."""
     log_clsb = log_survival(t + sqrt_qa)
     log_clb = log_survival(t)
-    return log_clsb, log_clb, log_clsb - log_clb
+    with np.errstate(invalid="ignore"):  # both tails -inf: NaN, see far_tail_log_cls
+        return log_clsb, log_clb, log_clsb - log_clb
 
 
 def cls_from_t(t: np.ndarray, sqrt_qa: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(CLs+b, CLb, CLs) for test-statistic values t with Asimov sqrt(q_A); values below the
     smallest double are 0."""
     return tuple(np.exp(x) for x in log_cls_from_t(t, sqrt_qa))
+
+
+# Beyond this t the q~ CLs is taken from its tail expansion (far_tail_log_cls).
+FAR_TAIL = 1e4
+
+
+def far_tail_log_cls(q: np.ndarray, t: np.ndarray, sqrt_qa: np.ndarray) -> np.ndarray:
+    """log CLs of q~ for t = (q - q_A) / (2 sqrt(q_A)) far in the tail (t >> 1), where the
+    ratio of the two normal tails is exp(-(s t + s^2 / 2)) t / (t + s) (s = sqrt(q_A)) and
+    s t + s^2 / 2 = q / 2. Unlike the tails themselves this stays a number as q_A -> 0
+    (t -> inf, no sensitivity left): there CLs -> exp(-q / 2)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(np.isfinite(t), np.log(t / (t + sqrt_qa)), 0.0)
+    return -0.5 * q + ratio
 
 
 def observed_and_expected(q: np.ndarray, q_asimov: np.ndarray, test_stat: str):
@@ -60,7 +75,11 @@ def observed_and_expected(q: np.ndarray, q_asimov: np.ndarray, test_stat: str):
     """
     sqrt_qa = np.sqrt(np.maximum(q_asimov, 0.0))
     which = 0 if test_stat == "q0" else 2
-    obs = cls_from_t(t_value(q, q_asimov, test_stat), sqrt_qa)[which]
+    t = t_value(q, q_asimov, test_stat)
+    log_obs = log_cls_from_t(t, sqrt_qa)[which]
+    if test_stat == "qtilde":
+        log_obs = np.where(t > FAR_TAIL, far_tail_log_cls(q, t, sqrt_qa), log_obs)
+    obs = np.exp(log_obs)
     t_exp = EXPECTED_SIGMAS[None, :] + 0.0 * sqrt_qa[:, None]
     exp = cls_from_t(t_exp, sqrt_qa[:, None])[which]
     return obs, exp
