@@ -40,6 +40,10 @@ class Settings:
     codes: InterpolationCodes = InterpolationCodes()
     memory_budget_mb: int = 2048
 
+    def __post_init__(self) -> None:
+        if self.test_stat == "q0":  # the discovery test is at mu = 0 (InferenceOptions)
+            object.__setattr__(self, "mu_test", 0.0)
+
     def as_dict(self) -> dict:
         return {
             "test_statistic": self.test_stat,
@@ -149,6 +153,7 @@ def result_dict(point: Point, result: PointResult, upper_limit: bool) -> dict:
         "mu_hat_error": result.mu_hat_error,
         "twice_nll": result.twice_nll,
         "converged": result.converged,
+        "start_spread": result.start_spread,
         "warnings": list(result.warnings),
         "null_reasons": dict(result.null_reasons),
         "error": result.error,

@@ -12,7 +12,7 @@ Expected values use t = n for n in (2, 1, 0, -1, -2), i.e. CLs from -2 sigma to 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import log_ndtr, ndtr, ndtri
 
 TEST_STATISTICS = ("qtilde", "q", "q0")
 EXPECTED_SIGMAS = np.array([2.0, 1.0, 0.0, -1.0, -2.0])
@@ -20,6 +20,11 @@ EXPECTED_SIGMAS = np.array([2.0, 1.0, 0.0, -1.0, -2.0])
 
 def survival(x: np.ndarray) -> np.ndarray:
     return ndtr(-x)
+
+
+def log_survival(x: np.ndarray) -> np.ndarray:
+    """log Q(x), accurate far in the tail (Q(40) ~ 1e-350 is below the smallest double)."""
+    return log_ndtr(-x)
 
 
 def t_value(q: np.ndarray, q_asimov: np.ndarray, test_stat: str) -> np.ndarray:
@@ -32,11 +37,34 @@ def t_value(q: np.ndarray, q_asimov: np.ndarray, test_stat: str) -> np.ndarray:
     return np.where(sqrt_q <= sqrt_qa, sqrt_q - sqrt_qa, far)
 
 
+def log_cls_from_t(t: np.ndarray, sqrt_qa: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(log CLs+b, log CLb, log CLs) for test-statistic values t with Asimov sqrt(q_A): the
+    ratio is taken in log space, so that CLs of a huge signal (both tails far below 1e-300)
+    is still a number."""
+    log_clsb = log_survival(t + sqrt_qa)
+    log_clb = log_survival(t)
+    with np.errstate(invalid="ignore"):  # both tails -inf: NaN, see far_tail_log_cls
+        return log_clsb, log_clb, log_clsb - log_clb
+
+
 def cls_from_t(t: np.ndarray, sqrt_qa: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(CLs+b, CLb, CLs) for test-statistic values t with Asimov sqrt(q_A)."""
-    clsb = survival(t + sqrt_qa)
-    clb = survival(t)
-    return clsb, clb, clsb / clb
+    """(CLs+b, CLb, CLs) for test-statistic values t with Asimov sqrt(q_A); values below the
+    smallest double are 0."""
+    return tuple(np.exp(x) for x in log_cls_from_t(t, sqrt_qa))
+
+
+# Beyond this t the q~ CLs is taken from its tail expansion (far_tail_log_cls).
+FAR_TAIL = 1e4
+
+
+def far_tail_log_cls(q: np.ndarray, t: np.ndarray, sqrt_qa: np.ndarray) -> np.ndarray:
+    """log CLs of q~ for t = (q - q_A) / (2 sqrt(q_A)) far in the tail (t >> 1), where the
+    ratio of the two normal tails is exp(-(s t + s^2 / 2)) t / (t + s) (s = sqrt(q_A)) and
+    s t + s^2 / 2 = q / 2. Unlike the tails themselves this stays a number as q_A -> 0
+    (t -> inf, no sensitivity left): there CLs -> exp(-q / 2)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(np.isfinite(t), np.log(t / (t + sqrt_qa)), 0.0)
+    return -0.5 * q + ratio
 
 
 def observed_and_expected(q: np.ndarray, q_asimov: np.ndarray, test_stat: str):
@@ -47,7 +75,11 @@ def observed_and_expected(q: np.ndarray, q_asimov: np.ndarray, test_stat: str):
     """
     sqrt_qa = np.sqrt(np.maximum(q_asimov, 0.0))
     which = 0 if test_stat == "q0" else 2
-    obs = cls_from_t(t_value(q, q_asimov, test_stat), sqrt_qa)[which]
+    t = t_value(q, q_asimov, test_stat)
+    log_obs = log_cls_from_t(t, sqrt_qa)[which]
+    if test_stat == "qtilde":
+        log_obs = np.where(t > FAR_TAIL, far_tail_log_cls(q, t, sqrt_qa), log_obs)
+    obs = np.exp(log_obs)
     t_exp = EXPECTED_SIGMAS[None, :] + 0.0 * sqrt_qa[:, None]
     exp = cls_from_t(t_exp, sqrt_qa[:, None])[which]
     return obs, exp

@@ -154,6 +154,4 @@ def _log_cls_minus_target(model, fits, options, pts, curves, mu, theta_obs, thet
         np.maximum(2.0 * (out.nll[n:] - fits.free.nll[pts[obs_rows]]), 0.0),
     )
     t[obs_rows] = asymptotics.t_value(q_obs, q_a[obs_rows], options.test_stat)
-    cls = asymptotics.cls_from_t(t, sqrt_qa)[2]
-    with np.errstate(divide="ignore"):
-        return np.log(np.maximum(cls, 1e-300)) - np.log(options.level)
+    return asymptotics.log_cls_from_t(t, sqrt_qa)[2] - np.log(options.level)

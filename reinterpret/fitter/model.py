@@ -294,6 +294,14 @@ class ModelBatch:
             self.kinks[self.hs_par[(self.hs_up != self.hs_down).any(axis=0)]] = True
         if self.codes.normsys == "code0":
             self.kinks[self.ns_par[(self.ns_hi - 1.0 != 1.0 - self.ns_lo).any(axis=0)]] = True
+        # Parameters along which a yield can fold back: an up and a down variation that go the
+        # same way (normsys hi and lo both above or both below 1; histosys hi_data and lo_data
+        # on the same side of the nominal), so that two values of the parameter give one yield
+        # and -log L can have a minimum on each side. Kinks count too (code0: one minimum each
+        # side of 0). These are the parameters whose sign the multi-start flips (starts.py).
+        self.folds = self.kinks.copy()
+        self.folds[self.ns_par[((self.ns_hi - 1.0) * (self.ns_lo - 1.0) > 0).any(axis=0)]] = True
+        self.folds[self.hs_par[(self.hs_up * self.hs_down < 0).any(axis=0)]] = True
 
     def _fill_parameter(self, rows: np.ndarray, sl: slice, par: ParameterSpec) -> None:
         """Write one parameter spec into its slots of the given rows (a column (n, 1))."""

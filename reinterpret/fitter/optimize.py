@@ -28,7 +28,9 @@ class FitOptions:
 @dataclass
 class FitOutcome:
     """Per-row results: theta (R, P), nll (R,), converged (R,), iterations (R,),
-    projected gradient norm (R,), message per row."""
+    projected gradient norm (R,), message per row; spread (R,) is how far above the kept
+    minimum the highest other converged start ended, in -log L (0 for a single start; see
+    starts.py)."""
 
     theta: np.ndarray
     nll: np.ndarray
@@ -37,6 +39,44 @@ class FitOutcome:
     gradient_norm: np.ndarray
     messages: list[str]
     hessian: np.ndarray | None = None
+    spread: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.spread is None:
+            self.spread = np.zeros(self.nll.shape)
+
+    @staticmethod
+    def concat(parts: list[FitOutcome]) -> FitOutcome:
+        """The rows of several outcomes, one after the other."""
+        hessians = [p.hessian for p in parts]
+        return FitOutcome(
+            np.concatenate([p.theta for p in parts]),
+            np.concatenate([p.nll for p in parts]),
+            np.concatenate([p.converged for p in parts]),
+            np.concatenate([p.iterations for p in parts]),
+            np.concatenate([p.gradient_norm for p in parts]),
+            [m for p in parts for m in p.messages],
+            None if any(h is None for h in hessians) else np.concatenate(hessians),
+            np.concatenate([p.spread for p in parts]),
+        )
+
+    def take(self, index) -> FitOutcome:
+        """The rows selected by index (an integer array or a slice), as a new outcome."""
+        messages = (
+            self.messages[index]
+            if isinstance(index, slice)
+            else [self.messages[i] for i in np.asarray(index)]
+        )
+        return FitOutcome(
+            self.theta[index],
+            self.nll[index],
+            self.converged[index],
+            self.iterations[index],
+            self.gradient_norm[index],
+            messages,
+            None if self.hessian is None else self.hessian[index],
+            self.spread[index],
+        )
 
 
 def minimize(

@@ -34,6 +34,12 @@ class PointResult:
     `limits_converged` (None when no limits were asked for). A limit above the upper bound
     of the POI is None with `limit_above_poi_bound` (observed) or the matching entry of
     `limit_above_poi_bound_exp` set, and `poi_upper_bound` gives that bound.
+
+    start_spread: over the fits, the largest amount (in 2 NLL) by which the minimum reached
+    from a fit's usual start (the warm start) lies above the lowest minimum of its other
+    starts (see starts.py), which is the one used; 0.0 when the usual start found the lowest.
+    Above starts.START_TOLERANCE the likelihood has several minima there and `warnings` says
+    so: a single-start fit would have been wrong by that much. Not a failure of this result.
     """
 
     index: int
@@ -54,6 +60,7 @@ class PointResult:
     poi_upper_bound: float | None = None
     null_reasons: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    start_spread: float = 0.0
 
     def __post_init__(self) -> None:
         reasons = dict(self.null_reasons)

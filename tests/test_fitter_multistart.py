@@ -1,0 +1,192 @@
+"""Global-minimum safeguards: a workspace whose likelihood folds (normsys with hi and lo both
+above 1) has two minima in its signal-free fit, and a fit from the measurement's inits ends in
+the higher one, as pyhf's does. The multi-start fit reaches the lower one, says so, and its
+numbers are pyhf's when pyhf is started in that basin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reinterpret.fitter import InferenceOptions, compile_models, hypotest, infer, starts
+from reinterpret.fitter.optimize import minimize
+
+
+def _normsys(name: str, hi: float, lo: float) -> dict:
+    return {"name": name, "type": "normsys", "data": {"hi": hi, "lo": lo}}
+
+
+def _histosys(nominal: list[float], up: float, down: float) -> dict:
+    return {
+        "name": "jes",
+        "type": "histosys",
+        "data": {"hi_data": [n * up for n in nominal], "lo_data": [n * down for n in nominal]},
+    }
+
+
+def fold_workspace() -> dict:
+    """Four channels: a signal region; CRa, where 'top' has a normsys np_fold with hi and lo
+    both above 1 and the data lie 20 % above the prediction (matched at np_fold = +-0.8);
+    CRb, where np_fold is an ordinary variation and the data prefer it negative; CRc, the
+    control region of a shapefactor. Also histosys, shapesys, staterror."""
+    sig = {
+        "name": "signal",
+        "data": [6.0, 3.0],
+        "modifiers": [
+            {"name": "mu", "type": "normfactor", "data": None},
+            {"name": "sig_stat", "type": "staterror", "data": [0.6, 0.4]},
+        ],
+    }
+    sf = {"name": "sf", "type": "shapefactor", "data": None}
+    channels = [
+        (
+            "SR",
+            [
+                sig,
+                (
+                    "top",
+                    [40.0, 20.0],
+                    [
+                        _normsys("np_fold", 1.3, 1.25),
+                        _histosys([40.0, 20.0], 1.05, 0.96),
+                        {"name": "stat_SR", "type": "staterror", "data": [2.0, 1.5]},
+                    ],
+                ),
+                ("wjets", [15.0, 10.0], [sf, _normsys("np_fold2", 1.1, 0.92)]),
+            ],
+        ),
+        (
+            "CRa",
+            [
+                (
+                    "top",
+                    [400.0, 300.0],
+                    [
+                        _normsys("np_fold", 1.3, 1.25),
+                        {"name": "stat_CRa", "type": "staterror", "data": [6.0, 5.0]},
+                    ],
+                ),
+                (
+                    "other",
+                    [50.0, 40.0],
+                    [
+                        {"name": "shape_other", "type": "shapesys", "data": [5.0, 4.0]},
+                        _normsys("np_fold2", 1.12, 1.05),
+                    ],
+                ),
+            ],
+        ),
+        (
+            "CRb",
+            [
+                (
+                    "top",
+                    [200.0, 150.0],
+                    [_normsys("np_fold", 1.06, 0.94), _histosys([200.0, 150.0], 1.03, 0.98)],
+                ),
+                ("other", [30.0, 20.0], [_normsys("np_fold2", 1.1, 0.9)]),
+            ],
+        ),
+        ("CRc", [("wjets", [300.0, 200.0], [sf, _normsys("np_fold2", 1.05, 0.95)])]),
+    ]
+    observed = {
+        "SR": [62.0, 33.0],
+        "CRa": [540.0, 408.0],
+        "CRb": [218.0, 161.0],
+        "CRc": [310.0, 195.0],
+    }
+    return {
+        "channels": [
+            {
+                "name": name,
+                "samples": [
+                    s if isinstance(s, dict) else {"name": s[0], "data": s[1], "modifiers": s[2]}
+                    for s in samples
+                ],
+            }
+            for name, samples in channels
+        ],
+        "observations": [{"name": k, "data": v} for k, v in observed.items()],
+        "version": "1.0.0",
+        "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}],
+    }
+
+
+def test_the_folding_parameters_are_found():
+    model = compile_models([fold_workspace()])
+    folds = {model.labels[0][i] for i in np.flatnonzero(model.folds)}
+    assert folds == {"np_fold", "np_fold2"}  # hi, lo both > 1 somewhere; jes is ordinary
+
+
+def test_a_single_start_ends_in_the_higher_minimum_and_the_safeguarded_fit_in_the_lower():
+    model = compile_models([fold_workspace()])
+    fold = model.labels[0].index("np_fold")
+    th, fx = infer._set_poi(model, model.init, model.fixed, 0.0)
+    rows = np.arange(1)
+    single = minimize(model, rows, model.observed, model.aux, th, fx)
+    fits = infer.run_fits(model, InferenceOptions())
+    zero = fits.background
+    assert single.converged[0] and single.theta[0, fold] > 0.5
+    assert zero.converged[0] and zero.theta[0, fold] < -0.5
+    gap = 2.0 * (single.nll[0] - zero.nll[0])
+    assert gap > 1.0
+    assert 2.0 * zero.spread[0] == pytest.approx(gap, abs=1e-6)
+    (result,) = hypotest(model, InferenceOptions())
+    assert result.converged
+    assert result.start_spread == pytest.approx(gap, abs=1e-6)
+    assert any("signal-free" in w or "background-only" in w for w in result.warnings)
+    assert any("different minima" in w for w in result.warnings)
+
+
+def test_the_lower_minimum_and_the_cls_built_on_it_are_pyhfs_in_that_basin():
+    pyhf = pytest.importorskip("pyhf")
+    ws = fold_workspace()
+    model = compile_models([ws])
+    fits = infer.run_fits(model, InferenceOptions())
+    (result,) = hypotest(model, InferenceOptions(upper_limit=True))
+    pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer(tolerance=1e-14))
+    try:
+        workspace = pyhf.Workspace(ws)
+        pmodel = workspace.model()
+        data = workspace.data(pmodel)
+        _, default = pyhf.infer.mle.fixed_poi_fit(0.0, data, pmodel, return_fitted_val=True)
+        init = pmodel.config.suggested_init()
+        init[pmodel.config.par_slice("np_fold")] = [-0.9]
+        _, lower = pyhf.infer.mle.fixed_poi_fit(
+            0.0, data, pmodel, init_pars=init, return_fitted_val=True
+        )
+        obs, exp = pyhf.infer.hypotest(
+            1.0, data, pmodel, init_pars=init, test_stat="qtilde", return_expected_set=True
+        )
+        low, high = pmodel.config.suggested_bounds()[pmodel.config.poi_index]
+        up_obs, up_exp = pyhf.infer.intervals.upper_limits.toms748_scan(
+            data, pmodel, low + 1e-3, high, level=0.05, init_pars=init, test_stat="qtilde"
+        )
+    finally:
+        pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer())
+    ours = 2.0 * fits.background.nll[0]
+    # pyhf from its default start stops in the higher minimum, as a single start of ours does.
+    assert float(default) > ours + 1.0
+    assert ours == pytest.approx(float(lower), abs=1e-6)
+    assert result.cls_obs == pytest.approx(float(obs), rel=5e-3, abs=2e-4)
+    assert list(result.cls_exp) == pytest.approx([float(x) for x in exp], rel=5e-3, abs=2e-4)
+    assert result.mu_up_obs == pytest.approx(float(up_obs), rel=5e-3)
+    assert list(result.mu_up_exp) == pytest.approx([float(x) for x in up_exp], rel=5e-3)
+
+
+def test_a_fit_already_at_the_global_minimum_is_kept_by_the_mirrored_starts():
+    model = compile_models([fold_workspace()])
+    fits = infer.run_fits(model, InferenceOptions())
+    rows = np.arange(1)
+    _, fx = infer._set_poi(model, model.init, model.fixed, 0.0)
+    again = starts.try_flips(
+        model,
+        rows,
+        model.observed,
+        model.aux,
+        fx,
+        InferenceOptions().fit,
+        infer._split(fits.background, 1, 1)[0],
+    )
+    assert again.nll[0] == fits.background.nll[0]
+    assert again.spread[0] == fits.background.spread[0]
