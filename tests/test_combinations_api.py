@@ -66,11 +66,16 @@ def test_validate_reports_every_clash_with_its_pointer_and_create_refuses(client
 
 def test_bad_definitions_are_400s_with_pointers(client, regions):
     body = definition(regions, decorrelate="lumi", bogus=1)
+    response = client.post("/api/v1/combinations/", body, format="json")
+    assert response.status_code == 400  # the policy's documented shape
+    pointers = {p["pointer"] for p in response.json()["error"]["problems"]}
+    assert pointers == {"/policy/decorrelate", "/policy/bogus"}
+    body = definition(regions, decorrelate=["lumi"])
     body["members"].append({"likelihood": 99999})
     response = client.post("/api/v1/combinations/", body, format="json")
-    assert response.status_code == 422
+    assert response.status_code == 422  # well formed, but no such likelihood
     pointers = {p["pointer"] for p in response.json()["error"]["problems"]}
-    assert {"/members/2/likelihood", "/policy/decorrelate", "/policy/bogus"} <= pointers
+    assert "/members/2/likelihood" in pointers
     assert client.post("/api/v1/combinations/", [1, 2], format="json").status_code == 400
 
 
@@ -243,6 +248,19 @@ def test_a_malformed_definition_is_a_400_naming_every_field(client, regions):
     assert [p["pointer"] for p in typed.json()["error"]["problems"]] == [
         "/members/A/signal/SR_meff/0"
     ]
+
+
+def test_a_policy_off_its_documented_shape_is_a_400_saying_where(client, regions):
+    for policy, where in (
+        ({"prefer": {}}, ("/policy/prefer", "is not of type 'array'")),
+        ({"renames": [{"old": "lumi"}]}, ("/policy/renames/0", "'new' is a required property")),
+        ({"decorelate": ["lumi"]}, ("/policy/decorelate", "not a key of the policy")),
+    ):
+        body = {**definition(regions), "policy": policy}
+        response = client.post("/api/v1/combinations/validate", body, format="json")
+        assert response.status_code == 400, response.json()
+        (problem,) = response.json()["error"]["problems"]
+        assert problem["pointer"] == where[0] and where[1] in problem["message"]
 
 
 def test_the_list_of_combinations_is_paged(client, regions):

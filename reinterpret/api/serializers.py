@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import jsonschema
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -164,8 +165,9 @@ def _names(description: str) -> dict:
 
 
 # The policy's shape as reinterpret.fitter.combine_policy.Policy.from_dict reads it (other
-# keys of a rename or preference are ignored); that function checks it, collecting every
-# problem with its pointer (422), so the serializer takes any object here.
+# keys of a rename or preference are ignored). The serializer checks the shape against this
+# same schema (400, a problem per place); whether the policy is usable with the members is
+# checked later (422 with every problem and its pointer).
 POLICY_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -202,9 +204,44 @@ POLICY_SCHEMA = {
 }
 
 
+def _json_schema(openapi: dict) -> dict:
+    """An OpenAPI 3.0 schema as JSON Schema: `nullable: true` becomes a null type."""
+    out = {}
+    for key, value in openapi.items():
+        if key == "nullable":
+            continue
+        if isinstance(value, dict):
+            value = (
+                _json_schema(value)
+                if key != "properties"
+                else {name: _json_schema(sub) for name, sub in value.items()}
+            )
+        out[key] = value
+    if openapi.get("nullable"):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+_POLICY_VALIDATOR = jsonschema.Draft7Validator(_json_schema(POLICY_SCHEMA))
+
+
 @extend_schema_field(POLICY_SCHEMA)
 class PolicyField(serializers.DictField):
-    pass
+    """The correlation policy, its shape checked against the documented schema."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        problems: dict[str, list[str]] = {}
+        for error in _POLICY_VALIDATOR.iter_errors(value):
+            path = "/".join(str(p) for p in error.absolute_path)
+            if error.validator == "additionalProperties" and not path:
+                for key in sorted(set(value) - set(POLICY_SCHEMA["properties"])):
+                    problems.setdefault(key, []).append("not a key of the policy")
+            else:
+                problems.setdefault(path, []).append(error.message)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return value
 
 
 class MemberSerializer(serializers.Serializer):
