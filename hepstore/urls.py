@@ -14,6 +14,11 @@ urlpatterns = [
         reinterpret_views.point_page,
         name="point-result",
     ),
+    path(
+        "likelihoods/<int:pk>/custom/<str:digest>/",
+        reinterpret_views.custom_point_page,
+        name="custom-point",
+    ),
     path("validate", views.validate_page, name="validate"),
     path("search", views.search_page, name="search"),
     path("admin/", admin.site.urls),

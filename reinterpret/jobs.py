@@ -108,11 +108,11 @@ def _run_scan(job: Job) -> dict | None:
 
     likelihood = job.likelihood
     bkg, ps = likelihood_documents(likelihood)
-    wanted = job.params.get("points") or [p["metadata"]["name"] for p in ps["patches"]]
+    wanted = contours.select_points(ps["patches"], likelihood.labels, job.params)
     done = set(ScanPointResult.objects.filter(job=job).values_list("name", flat=True))
     Job.objects.filter(pk=job.pk).update(progress_total=len(wanted), progress_done=len(done))
     todo = [n for n in wanted if n not in done]
-    settings_ = services.service_settings(upper_limit=False)
+    settings_ = services.service_settings(upper_limit=job.params.get("upper_limit", False))
     chunk = settings.REINTERPRET_SCAN_CHUNK
     for start in range(0, len(todo), chunk):
         if _cancelled(job):
@@ -131,12 +131,9 @@ def _run_scan(job: Job) -> dict | None:
     table = [by_name[n] for n in wanted if n in by_name]
     labels = likelihood.labels
     out = {"points": table, "labels": labels, "settings": settings_.as_dict()}
-    x, y = (
-        job.params.get("x") or (labels[0] if labels else None),
-        job.params.get("y") or (labels[1] if len(labels) > 1 else None),
-    )
-    if x and y:
-        out["contour"] = contours.contours(table, labels, x, y)
+    contour = contours.scan_view(table, labels, job.params)
+    if contour is not None:
+        out["contour"] = contour
     return out
 
 

@@ -27,10 +27,70 @@
     return { status: response.status, data };
   }
 
-  function colour(cls) {
-    if (cls < 0.05) return "#f6c7c3";
-    if (cls < 0.2) return "#fbe3b0";
-    return "#d6e9d8";
+  // The same writing of numbers as reinterpret/formatting.py.
+  function fmtCls(x) {
+    if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+    if (x < 1e-6) return "< 1e-6";
+    return fmtNumber(x);
+  }
+
+  function fmtNumber(x, digits = 3) {
+    if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+    // Like Python's "%.3g": fixed or exponent notation, trailing zeros dropped.
+    const exp = x === 0 ? 0 : Math.floor(Math.log10(Math.abs(x)));
+    if (exp < -4 || exp >= digits) {
+      const [m, e] = x.toExponential(digits - 1).split("e");
+      const n = Number(e);
+      return `${String(Number(m))}e${n < 0 ? "-" : "+"}${String(Math.abs(n)).padStart(2, "0")}`;
+    }
+    return String(Number(x.toPrecision(digits)));
+  }
+
+  function verdict(cls) {
+    if (cls === null || cls === undefined || !Number.isFinite(cls)) return "";
+    return cls < 0.05 ? "excluded" : "not excluded";
+  }
+
+  const slicesData = document.getElementById("slices-data");
+  const slices = slicesData ? JSON.parse(slicesData.textContent) : {};
+  const scanForm = document.getElementById("scan-form");
+
+  function sliceText(fixed, points) {
+    const parts = Object.entries(fixed).map(([k, v]) => `${k} = ${v}`);
+    return `${parts.length ? parts.join(", ") : "all points"} (${points} point${points === 1 ? "" : "s"})`;
+  }
+
+  function fillSlices(selected) {
+    const key = `${scanForm.x.value}|${scanForm.y.value}`;
+    const options = slices[key] || [];
+    scanForm.slice.innerHTML = "";
+    options.forEach((s, i) => {
+      const option = document.createElement("option");
+      option.value = String(i);
+      option.textContent = sliceText(s.fixed, s.points);
+      if (selected && JSON.stringify(s.fixed) === JSON.stringify(selected)) option.selected = true;
+      scanForm.slice.appendChild(option);
+    });
+  }
+
+  function chosen() {
+    const options = slices[`${scanForm.x.value}|${scanForm.y.value}`] || [];
+    const s = options[Number(scanForm.slice.value)] || { fixed: {} };
+    return { x: scanForm.x.value, y: scanForm.y.value, fixed: s.fixed };
+  }
+
+  function viewQuery(params) {
+    const q = new URLSearchParams({ x: params.x, y: params.y });
+    for (const [k, v] of Object.entries(params.fixed || {})) q.set(k, String(v));
+    return q.toString();
+  }
+
+  function link(href, text) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    a.setAttribute("download", "");
+    return a;
   }
 
   function showScan(job) {
@@ -38,13 +98,46 @@
       const row = document.querySelector(`tr[data-name="${CSS.escape(point.patch)}"]`);
       if (!row) continue;
       const cell = row.querySelector("td.cls");
-      cell.textContent = point.cls_obs.toPrecision(3);
-      cell.style.background = colour(point.cls_obs);
+      cell.textContent = fmtCls(point.cls_obs);
+      const v = verdict(point.cls_obs);
+      cell.className = "cls " + (v === "excluded" ? "excluded" : v ? "allowed" : "");
+      row.querySelector("td.verdict-cell").textContent = v;
     }
-    if (job.result.contour) {
-      document.getElementById("contour").innerHTML =
-        `<img src="${api}/jobs/${job.id}/contour.svg" alt="exclusion contour" width="640" height="480">`;
+    if (!job.result.contour) return;
+    const c = job.result.contour;
+    const params = { x: c.x_label, y: c.y_label, fixed: c.fixed || {} };
+    const q = viewQuery(params);
+    const base = `${api}/jobs/${job.id}`;
+    const hasLimits = job.result.points.some((p) => "mu_up_obs" in p);
+    const box = document.getElementById("contour");
+    box.innerHTML = "";
+    const img = document.createElement("img");
+    img.src = `${base}/exclusion.svg?${q}`;
+    img.alt = "exclusion contour";
+    img.id = "exclusion-plot";
+    box.appendChild(img);
+    if (hasLimits) {
+      const ul = document.createElement("img");
+      ul.src = `${base}/upper-limits.svg?${q}`;
+      ul.alt = "upper limits on mu";
+      ul.id = "upper-limit-map";
+      box.appendChild(ul);
     }
+    const downloads = document.getElementById("scan-downloads");
+    downloads.hidden = false;
+    downloads.innerHTML = "";
+    downloads.append(`Scan ${job.id}, ${sliceText(params.fixed, job.result.points.length)} — exclusion plot: `);
+    for (const fmt of ["svg", "png", "pdf"]) {
+      downloads.append(link(`${base}/exclusion.${fmt}?${q}`, fmt.toUpperCase()), " ");
+    }
+    if (hasLimits) {
+      downloads.append("· upper-limit map: ");
+      for (const fmt of ["svg", "png", "pdf"]) {
+        downloads.append(link(`${base}/upper-limits.${fmt}?${q}`, `UL ${fmt.toUpperCase()}`), " ");
+      }
+    }
+    downloads.append("· contour: ");
+    downloads.append(link(`${base}/contour.json?${q}`, "JSON"), " ", link(`${base}/contour.csv?${q}`, "CSV"));
   }
 
   async function follow(job, progress, status) {
@@ -65,16 +158,25 @@
   if (scanButton) {
     const progress = document.getElementById("scan-progress");
     const status = document.getElementById("scan-status");
+    fillSlices(null);
+    scanForm.x.addEventListener("change", () => fillSlices(null));
+    scanForm.y.addEventListener("change", () => fillSlices(null));
     call("GET", `${api}/jobs/?likelihood=${id}&kind=scan&state=succeeded`).then(({ data }) => {
-      if (data.results.length) {
-        showScan(data.results[0]);
-        status.textContent = `last scan: ${data.results[0].finished}`;
-      }
+      const job = data.results[0];
+      if (!job || !job.result || !job.result.contour) return;
+      scanForm.x.value = job.result.contour.x_label;
+      scanForm.y.value = job.result.contour.y_label;
+      fillSlices(job.result.contour.fixed || {});
+      showScan(job);
+      status.textContent = `last scan: ${job.finished}`;
     });
     scanButton.addEventListener("click", async () => {
       scanButton.disabled = true;
       try {
-        const job = await follow((await call("POST", `${api}/likelihoods/${id}/scan`, {})).data,
+        const params = chosen();
+        if (params.x === params.y) throw new Error("choose two different labels for x and y");
+        const body = { ...params, upper_limit: scanForm.upper_limit.checked };
+        const job = await follow((await call("POST", `${api}/likelihoods/${id}/scan`, body)).data,
                                  progress, status);
         showScan(job);
         status.textContent = "done";
@@ -110,15 +212,32 @@
       let { status, data } = await call("POST", `${api}/likelihoods/${id}/reinterpret`,
                                         parseSignal(text));
       if (status === 202) data = (await follow(data, progress, null)).result;
-      const exp = data.cls_exp.map((x) => x.toPrecision(3)).join(", ");
+      const digest = data.patch_sha256 || (data.inputs || {}).patch_sha256;
+      const exp = data.cls_exp.map(fmtCls).join(", ");
       out.innerHTML = "";
       const box = document.createElement("div");
-      box.className = "verdict " + (data.cls_obs < 0.05 ? "invalid" : "valid");
+      const v = verdict(data.cls_obs);
+      box.className = "verdict " + (v === "excluded" ? "invalid" : "valid");
       box.id = "custom-verdict";
-      box.textContent = `CLs obs = ${data.cls_obs.toPrecision(4)} (expected −2σ…+2σ: ${exp}); ` +
-        `μ̂ = ${data.mu_hat.toPrecision(3)}; upper limit on μ = ${data.mu_up_obs.toPrecision(4)}` +
-        (data.cls_obs < 0.05 ? " — excluded at 95% CL" : " — not excluded");
+      box.textContent = `CLs obs = ${fmtCls(data.cls_obs)} (expected −2σ…+2σ: ${exp}); ` +
+        `μ̂ = ${fmtNumber(data.mu_hat)}; upper limit on μ = ${fmtNumber(data.mu_up_obs)}` +
+        (v ? ` — ${v} at 95% CL` : "");
       out.appendChild(box);
+      if (data.channels) {
+        const note = document.createElement("p");
+        note.id = "custom-channels";
+        note.textContent = `Channels: ${data.channels.note}.`;
+        out.appendChild(note);
+      }
+      if (digest) {
+        const p = document.createElement("p");
+        const a = document.createElement("a");
+        a.href = `/likelihoods/${id}/custom/${digest}/`;
+        a.id = "custom-point-link";
+        a.textContent = "Full view of this signal: yields before and after the fit, pulls, downloads";
+        p.appendChild(a);
+        out.appendChild(p);
+      }
     } catch (e) {
       out.innerHTML = "";
       const pre = document.createElement("pre");
