@@ -164,6 +164,9 @@ def test_numbers_are_written_one_way():
     assert formatting.cls(None) == "–" and formatting.cls(float("nan")) == "–"
     assert formatting.limit(None, above_bound=True, bound=10) == "> 10"
     assert formatting.limit(1.23456) == "1.23"
+    assert formatting.limit(10.0, bound=10.0) == "> 10"
+    assert formatting.limit(9.99, bound=10) == "9.99"
+    assert formatting.limit(None, above_bound=True) == "> bound"
     assert formatting.verdict(0.01) == "excluded" and formatting.verdict(0.2) == "not excluded"
     assert formatting.verdict(None) == "unknown"
 

@@ -140,3 +140,35 @@ def test_likelihood_page_tables(client, stored):
         reverse=True,
     )
     assert m1 == expected and len(set(m1)) > 1
+
+
+def test_submission_metadata_carries_label_titles_units_and_notes(client, example_docs):
+    from django.contrib.auth.models import User
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from hepstore.models import Likelihood
+    from tests.test_api import tarball
+
+    ws, ps = example_docs
+    client.force_authenticate(User.objects.create_user("carol", is_superuser=True))
+    form = {
+        "title": "Titled search",
+        "collaboration": "ATLAS",
+        "label_info": json.dumps({"m1": {"title": "m(C1)", "unit": "GeV"}}),
+        "notes": ["first caveat", "second caveat"],
+        "file": SimpleUploadedFile("s.tgz", tarball(ws, ps)),
+    }
+    created = client.post("/api/v1/submissions", form)
+    assert created.status_code == 201, created.content
+    lh = Likelihood.objects.get()
+    assert lh.label_info == {"m1": {"title": "m(C1)", "unit": "GeV"}}
+    assert lh.notes == ["first caveat", "second caveat"]
+    bad = client.post(
+        "/api/v1/submissions",
+        {
+            **form,
+            "label_info": json.dumps({"m1": "GeV"}),
+            "file": SimpleUploadedFile("s.tgz", tarball(ws, ps)),
+        },
+    )
+    assert bad.status_code == 400
