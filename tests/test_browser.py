@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import jsonpatch
@@ -128,6 +129,14 @@ ARTIFACTS = Path(
 )
 
 
+def _stop(worker) -> None:
+    """Stop the embedded worker and wait for its thread to end."""
+    worker.stop.set()
+    for thread in threading.enumerate():
+        if thread.name == "job-worker":
+            thread.join(timeout=30)
+
+
 def _download(page, name: str) -> bytes:
     with page.expect_download() as info:
         page.get_by_role("link", name=name, exact=True).click()
@@ -158,6 +167,8 @@ def test_sbottom_slices_plots_downloads_and_screenshots(live_server, browser_pag
     worker = start_embedded_worker()
     page = browser_page
     page.set_viewport_size({"width": 1280, "height": 900})
+    # Fits and figures are computed on first view; give a loaded CI machine time.
+    page.set_default_timeout(120000)
     try:
         page.goto(f"{live_server.url}/likelihoods/{lh.pk}/")
         slice_select = page.locator("select[name=slice]")
@@ -190,6 +201,9 @@ def test_sbottom_slices_plots_downloads_and_screenshots(live_server, browser_pag
             timeout=60000,
         )
         assert json.loads(_download(page, "JSON"))["fixed"] == {"mn1": 100}
+        # No more jobs: stop the worker, whose writes would contend with the pages' own on
+        # the test database (SQLite's shared-cache tables lock instead of waiting).
+        _stop(worker)
         # The signal grid sorted by CLs and by a mass, numerically.
         page.get_by_role("link", name="msb", exact=True).click()
         page.wait_for_url("**sort=msb**")
@@ -215,7 +229,7 @@ def test_sbottom_slices_plots_downloads_and_screenshots(live_server, browser_pag
         assert page.locator("img[alt$='post-fit']").count() == 2
         page.screenshot(path=str(ARTIFACTS / "point-custom-sbottom.png"), full_page=True)
     finally:
-        worker.stop.set()
+        _stop(worker)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -30,7 +30,8 @@ def styled() -> Iterator[None]:
     style = dict(mplhep.style.ATLAS)
     # Glyphs the style's fonts lack (combining tilde, sub- and superscripts in a submitter's
     # axis titles) fall back to DejaVu Sans, which matplotlib ships.
-    style["font.sans-serif"] = [*style.get("font.sans-serif", []), "DejaVu Sans"]
+    # (matplotlib falls back through the families of font.family, one font per generic one)
+    style["font.family"] = ["sans-serif", "DejaVu Sans"]
     with _STYLE_LOCK, matplotlib.rc_context(style):
         yield
 
