@@ -234,11 +234,15 @@ def contour_csv(contour: dict) -> str:
 
 
 def scan_view(table: list[dict], labels: list[str], params: dict) -> dict | None:
-    """The contour of a scan's table in its chosen plane and slice (None without two axes)."""
+    """The contour of a scan's table in its chosen plane and slice (None without two axes);
+    without a slice on a grid of more than two labels, the most populated slice."""
     x, y = axes(labels, params.get("x"), params.get("y"))
     if not x or not y:
         return None
     fixed = params.get("fixed") or {}
+    if not fixed and len(labels) > 2:
+        # Triangulating across slices would draw a tangle: take the most populated one.
+        fixed = default_slice(labels, [r["values"] for r in table if r.get("values")], x, y)
     chosen = [r for r in table if r.get("values") and in_slice(labels, r["values"], fixed)]
     out = contours(chosen, labels, x, y)
     out["fixed"] = fixed

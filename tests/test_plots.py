@@ -248,3 +248,16 @@ def test_post_fit_uncertainty_of_a_free_normalisation_is_the_data_s_poisson_erro
     assert pars["mu_b"]["value"] == pytest.approx(1.28, rel=1e-4)
     assert pars["mu_b"]["error"] == pytest.approx(1.28 / 8.0, rel=1e-3)
     assert pars["syst"]["width"] == 1.0 and pars["syst"]["centre"] == 0.0
+
+
+def test_a_scan_without_a_slice_draws_the_most_populated_one():
+    def point(x, y, z):
+        cls = 0.5 if x > 1.5 else 0.01
+        return {"values": [x, y, z], "cls_obs": cls, "cls_exp": [cls] * 5}
+
+    table = [point(x, y, 60) for x in range(4) for y in range(4)]
+    table += [point(x, 7 - x, 1) for x in range(3)]  # a sparse slice across the plane
+    contour = contours.scan_view(table, LABELS, {"x": "msb", "y": "mn2"})
+    assert contour["fixed"] == {"mn1": 60} and contour["points"] == 16
+    xs = [xy[0] for line in contour["curves"]["observed"] for xy in line]
+    assert xs and all(1.0 < x < 2.0 for x in xs)
