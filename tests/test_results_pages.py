@@ -172,3 +172,26 @@ def test_submission_metadata_carries_label_titles_units_and_notes(client, exampl
         },
     )
     assert bad.status_code == 400
+
+
+def test_ingest_command_takes_label_titles_units_and_caveats(bundle):
+    from django.core.management import CommandError, call_command
+
+    from hepstore.models import Likelihood
+
+    root, _, _ = bundle
+    call_command(
+        "ingest",
+        str(root),
+        "--title=Titled",
+        "--collaboration=ATLAS",
+        "--label-title=m1=m(C1)",
+        "--label-unit=m1=GeV",
+        "--label-unit=m2=GeV",
+        "--caveat=Yields at NLO.",
+    )
+    lh = Likelihood.objects.get()
+    assert lh.label_info == {"m1": {"title": "m(C1)", "unit": "GeV"}, "m2": {"unit": "GeV"}}
+    assert lh.notes == ["Yields at NLO."]
+    with pytest.raises(CommandError, match="LABEL=VALUE"):
+        call_command("ingest", str(root), "--title=T", "--collaboration=ATLAS", "--label-unit=GeV")
