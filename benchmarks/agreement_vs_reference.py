@@ -7,6 +7,8 @@ limit difference, and the largest 2*NLL excess over pyhf's (negative = we found 
 
 from __future__ import annotations
 
+import math
+
 from _common import ANALYSES, load
 
 
@@ -25,22 +27,29 @@ def main() -> None:
         results = services.evaluate(points, services.Settings(upper_limit=True))
         worst, worst_name, worst_lim, nll_excess, n_lim = 0.0, "", 0.0, -1e9, 0
         for r, p in zip(results, points_ref, strict=True):
-            diffs = [abs(r["cls_obs"] - p["cls_obs"])]
-            diffs += [abs(a - b) for a, b in zip(r["cls_exp"], p["cls_exp"], strict=True)]
+            diffs = [_diff(r["cls_obs"], p["cls_obs"])]
+            diffs += [_diff(a, b) for a, b in zip(r["cls_exp"], p["cls_exp"], strict=True)]
             if max(diffs) > worst:
                 worst, worst_name = max(diffs), p["name"]
-            nll_excess = max(nll_excess, r["twice_nll"] - p["twice_nll"])
+            nll_excess = max(nll_excess, _diff(r["twice_nll"], p["twice_nll"], signed=True))
             if p.get("mu_up_obs") is not None:
                 n_lim += 1
                 pairs = [
                     (r["mu_up_obs"], p["mu_up_obs"]),
                     *zip(r["mu_up_exp"], p["mu_up_exp"], strict=True),
                 ]
-                worst_lim = max(worst_lim, *(abs(a - b) / abs(b) for a, b in pairs))
+                worst_lim = max(worst_lim, *(_diff(a, b) / abs(b) for a, b in pairs))
         print(
             f"{analysis:<9} {len(points_ref):>7} {worst:>12.2e} {worst_name:<24} "
             f"{n_lim:>6} {worst_lim:>20.2e} {nll_excess:>16.2e}"
         )
+
+
+def _diff(ours, ref, signed: bool = False) -> float:
+    """|ours - ref| (ours - ref if signed); infinite where ours is null (see its reason)."""
+    if ours is None:
+        return math.inf
+    return ours - ref if signed else abs(ours - ref)
 
 
 if __name__ == "__main__":

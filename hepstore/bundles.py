@@ -3,7 +3,9 @@
 Layouts: a directory (or archive) with one directory per region holding BkgOnly.json and
 patchset.json; BkgOnly.json beside one file of patch operations per signal point
 (patch_<name>.json or patch.<name>.json, turned into a patchset); a HEPData-style
-submission.yaml whose likelihoods entries name the files; or the files themselves.
+HEPData submission (submission.yaml whose HistFactory additional resources are archives or
+JSON files, read by `hepdata`; also HEPData's record archive, a zip of that folder); or the
+files themselves.
 Archives are unpacked into a private temporary directory with strict limits.
 """
 
@@ -12,38 +14,38 @@ from __future__ import annotations
 import contextlib
 import re
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
 from django.conf import settings
 
-from hepstore import jsonio
+from hepstore import hepdata, jsonio, scratch
 from hepstore.errors import TooLarge, UnusableInput
-from hepstore.schemas import kind_of_schema_id, validator
-from hepstore.validation import Region, Report
+from hepstore.validation import Region, Report, check_duplicate_keys
 
 BKG_NAMES = {"bkgonly.json"}
 PATCH_FILE = re.compile(r"^patch[._](?P<name>.+)\.json$", re.IGNORECASE)
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip", ".tar")
+ARCHIVE_SUFFIXES = hepdata.ARCHIVE_SUFFIXES
+DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
+# The INSPIRE reference of a patchset assembled from per-point files until ingestion knows it.
+PLACEHOLDER_REFERENCE = "ins0000000"
 
 
 @contextlib.contextmanager
 def open_submission(paths: list[Path], report: Report) -> Iterator[list[Region]]:
     """Regions of the submission at paths; file-level problems go into report."""
-    with tempfile.TemporaryDirectory(prefix="hepstore-") as tmp:
+    with scratch.scratch_dir("unpack-") as tmp:
         if len(paths) == 1 and _is_archive(paths[0]):
-            root = Path(tmp) / "unpacked"
+            root = tmp / "unpacked"
             unpack(paths[0], root)
-            yield find_regions([root], report, root)
+            yield find_regions([root], report, root, workdir=Path(tmp))
         else:
             for path in paths:
                 if not path.exists():
                     raise UnusableInput(f"{path} does not exist")
             base = paths[0] if len(paths) == 1 and paths[0].is_dir() else None
-            yield find_regions(paths, report, base)
+            yield find_regions(paths, report, base, workdir=Path(tmp))
 
 
 def _is_archive(path: Path) -> bool:
@@ -70,6 +72,7 @@ def unpack(archive: Path, dest: Path) -> None:
                     if info.is_dir():
                         target.mkdir(parents=True, exist_ok=True)
                         continue
+                    _refuse_large_document(info.filename, info.file_size, name)
                     total += info.file_size
                     if total > limit:
                         raise TooLarge(f"{name} unpacks to more than {limit // 2**20} MB")
@@ -92,6 +95,7 @@ def unpack(archive: Path, dest: Path) -> None:
                             f"{name}: member {member.name!r} is a link, device "
                             "or other special file, which is not accepted"
                         )
+                    _refuse_large_document(member.name, member.size, name)
                     total += member.size
                     if total > limit:
                         raise TooLarge(f"{name} unpacks to more than {limit // 2**20} MB")
@@ -99,8 +103,24 @@ def unpack(archive: Path, dest: Path) -> None:
                     src = tf.extractfile(member)
                     with src, open(target, "wb") as out:
                         _copy_bounded(src, out, member.size, name)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+    except OSError as exc:
+        failure = scratch.storage_failure(exc, f"unpack {name}")
+        if failure is not None:
+            raise failure from exc
         raise UnusableInput(f"{name} is not a readable archive: {exc}") from exc
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+        raise UnusableInput(f"{name} is not a readable archive: {exc}") from exc
+
+
+def _refuse_large_document(member: str, size: int, archive: str) -> None:
+    """A JSON or YAML member above the per-document limit is refused from the archive's
+    header, before any of it is unpacked."""
+    limit = settings.HEPSTORE_MAX_JSON_BYTES
+    if size > limit and member.lower().endswith(DOCUMENT_SUFFIXES):
+        raise TooLarge(
+            f"{archive}: {member} is {size / 2**20:.1f} MB; a JSON or YAML file may have at "
+            f"most {limit / 2**20:.0f} MB"
+        )
 
 
 def _safe_target(dest: Path, member: str, archive: str) -> Path:
@@ -121,17 +141,28 @@ def _copy_bounded(src, out, limit: int, name: str) -> None:
         out.write(chunk)
 
 
-def find_regions(paths: list[Path], report: Report, base: Path | None) -> list[Region]:
+def find_regions(
+    paths: list[Path],
+    report: Report,
+    base: Path | None,
+    workdir: Path | None = None,
+    prefix: str = "",
+) -> list[Region]:
+    """Regions of the files at paths (directories are walked). Files are reported relative to
+    base, after prefix; workdir is where archives a submission.yaml names are unpacked (a
+    submission.yaml is only read when there is one)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
             files += sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
         else:
             files.append(path)
-    rel = _relative_namer(base)
+    rel = _relative_namer(base, prefix)
     yamls = [f for f in files if f.name.lower() == "submission.yaml"]
-    if yamls:
-        return _from_submission_yaml(yamls[0], report, rel)
+    if yamls and workdir is not None:
+        # HEPData's record archive nests the submission in a folder: take the outermost.
+        yaml_path = min(yamls, key=lambda f: (len(f.parts), str(f)))
+        return _from_submission_yaml(yaml_path, report, rel, workdir)
     bkg_files = [f for f in files if f.name.lower() in BKG_NAMES]
     if not bkg_files:
         bkg_files = [f for f in files if f.suffix == ".json" and _looks_like(f, "workspace")]
@@ -153,21 +184,22 @@ def find_regions(paths: list[Path], report: Report, base: Path | None) -> list[R
     return regions
 
 
-def _relative_namer(base: Path | None):
+def _relative_namer(base: Path | None, prefix: str = ""):
     def name(path: Path) -> str:
         if base is not None:
             try:
-                return str(path.relative_to(base))
+                return prefix + str(path.relative_to(base))
             except ValueError:
                 pass
-        return path.name
+        return prefix + path.name
 
     return name
 
 
 def _looks_like(path: Path, kind: str) -> bool:
     try:
-        head = path.read_bytes()[:4096].decode("utf-8", "ignore")
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "ignore")
     except OSError:
         return False
     if kind == "workspace":
@@ -176,18 +208,25 @@ def _looks_like(path: Path, kind: str) -> bool:
 
 
 def _read(path: Path, report: Report, rel) -> dict | None:
+    """The parsed document, or None with the reason in report (too large, not JSON, ...).
+    Repeated keys are reported with their pointers; the document is still checked."""
+    duplicates: list[tuple[str, str]] = []
     try:
-        return jsonio.load_path(path)
+        doc = jsonio.load_path(path, settings.HEPSTORE_MAX_JSON_BYTES, duplicates)
     except jsonio.JSONProblem as exc:
-        report.error(rel(path), "", exc.message)
+        report.error(rel(path), exc.pointer, exc.message)
+        return None
     except UnusableInput as exc:
         report.error(rel(path), "", exc.message)
-    return None
+        return None
+    check_duplicate_keys(duplicates, report, rel(path))
+    return doc
 
 
 def _region(bkg: Path, siblings: list[Path], report: Report, rel, name: str) -> Region:
     workspace = _read(bkg, report, rel)
     region = Region(name, rel(bkg), workspace)
+    region.sources["workspace"] = bkg
     patchsets = [f for f in siblings if f.name.lower() == "patchset.json"]
     if not patchsets:
         patchsets = [
@@ -199,6 +238,7 @@ def _region(bkg: Path, siblings: list[Path], report: Report, rel, name: str) -> 
     if patchsets:
         region.patchset_file = rel(patchsets[0])
         region.patchset = _read(patchsets[0], report, rel)
+        region.sources["patchset"] = patchsets[0]
         if len(patchsets) > 1:
             report.warning(
                 rel(patchsets[1]),
@@ -252,7 +292,7 @@ def patchset_from_files(files: list[Path], workspace, report: Report, rel) -> di
             "description": f"assembled from {len(entries)} per-point patch files",
             "digests": {"sha256": digest},
             "labels": labels,
-            "references": {"hepdata": "ins0000000"},
+            "references": {"hepdata": PLACEHOLDER_REFERENCE},
         },
         "patches": [
             {"metadata": {"name": n, "values": v}, "patch": ops}
@@ -262,61 +302,82 @@ def patchset_from_files(files: list[Path], workspace, report: Report, rel) -> di
     }
 
 
-def _from_submission_yaml(path: Path, report: Report, rel) -> list[Region]:
+def _from_submission_yaml(path: Path, report: Report, rel, workdir: Path) -> list[Region]:
+    """Regions of a submission.yaml: its likelihoods entries and HistFactory resources."""
     name = rel(path)
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        report.error(name, "", f"not valid YAML: {exc}")
+    limit = settings.HEPSTORE_MAX_JSON_BYTES
+    if path.stat().st_size > limit:
+        report.error(name, "", f"submission.yaml is larger than {limit / 2**20:.0f} MB")
         return []
-    entries = [(i, d) for i, d in enumerate(docs) if isinstance(d, dict) and "likelihoods" in d]
-    if not entries:
-        report.error(name, "", "submission.yaml has no 'likelihoods:' entry")
-        return []
+    submission = hepdata.read_submission(path, report, name)
     regions = []
-    for doc_index, doc in entries:
-        errors = list(validator("submission").iter_errors(doc))
-        for err in errors:
-            ptr = "".join(f"/{p}" for p in err.absolute_path)
-            report.error(name, f"/{doc_index}{ptr}", f"submission schema: {err.message}")
-        if errors:
-            continue
-        for i, entry in enumerate(doc["likelihoods"]):
-            ptr = f"/{doc_index}/likelihoods/{i}"
-            region = _entry_region(path, entry, ptr, report, rel, name)
-            if region is not None:
-                region.name = entry.get("name") or f"region{i + 1}"
-                regions.append(region)
+    for entry in submission.likelihoods:
+        region = Region(entry.name, rel(entry.workspace), _read(entry.workspace, report, rel))
+        region.sources["workspace"] = entry.workspace
+        if entry.patchset is not None:
+            region.patchset_file = rel(entry.patchset)
+            region.patchset = _read(entry.patchset, report, rel)
+            region.sources["patchset"] = entry.patchset
+        regions.append(region)
+    archives = [r for r in submission.resources if r.is_archive]
+    for i, resource in enumerate(archives):
+        found = _archive_regions(resource, report, rel, workdir / f"resource-{i + 1}", name)
+        if len(archives) > 1:
+            stem = Path(resource.location).name.split(".")[0]
+            for region in found:
+                region.name = f"{stem}-{region.name}" if region.name != "main" else stem
+        regions += found
+    documents = [r for r in submission.resources if not r.is_archive]
+    if documents:
+        regions += _document_regions(documents, report, rel, name)
+    for region in regions:
+        region.inspire_id = submission.inspire_id
+    if len({r.name for r in regions}) != len(regions):
+        for i, region in enumerate(regions):
+            region.name = f"{region.name}-{i + 1}"
     return regions
 
 
-def _entry_region(yaml_path, entry, ptr, report, rel, name):
-    files = {}
-    for key in ("workspace", "patchset"):
-        ref = entry.get(key)
-        if ref is None:
-            continue
-        kind = kind_of_schema_id(ref["data_schema"])
-        if kind != key:
-            report.error(
-                name,
-                f"{ptr}/{key}/data_schema",
-                f"unrecognised schema "
-                f"{ref['data_schema']!r} for the {key} (expected the HistFactory "
-                f"{key} 1.0.0 $id)",
+def _resource_problem(report: Report, yaml_name: str, resource, message: str) -> None:
+    report.error(
+        yaml_name,
+        resource.pointer,
+        f"line {resource.line}: HistFactory resource {resource.location!r}: {message}",
+    )
+
+
+def _archive_regions(resource, report: Report, rel, workdir: Path, yaml_name: str):
+    """Regions inside one archive resource; one that holds none, or cannot be read, is an
+    error at its location in submission.yaml."""
+    try:
+        root = workdir / "unpacked"
+        unpack(resource.path, root)
+        return find_regions([root], report, root, prefix=rel(resource.path) + "/")
+    except TooLarge:
+        raise
+    except UnusableInput as exc:
+        _resource_problem(report, yaml_name, resource, exc.message)
+        return []
+
+
+def _document_regions(resources, report: Report, rel, yaml_name: str) -> list[Region]:
+    """Regions of the JSON resources, read together so that a patchset given as a resource
+    of its own pairs with the workspace beside it. Each region is named after its workspace
+    file; a JSON resource that ends up in no region is an error at its location."""
+    try:
+        regions = find_regions([r.path for r in resources], report, None)
+    except UnusableInput as exc:
+        _resource_problem(report, yaml_name, resources[0], exc.message)
+        return []
+    used = {path for region in regions for path in region.sources.values()}
+    for resource in resources:
+        if resource.path not in used:
+            _resource_problem(
+                report,
+                yaml_name,
+                resource,
+                "is neither a workspace nor a patchset beside one (in the same folder)",
             )
-            return None
-        target = (yaml_path.parent / ref["data_file"]).resolve()
-        if not target.is_relative_to(yaml_path.parent.resolve()) or not target.is_file():
-            report.error(
-                name,
-                f"{ptr}/{key}/data_file",
-                f"file {ref['data_file']!r} is not in the submission",
-            )
-            return None
-        files[key] = target
-    region = Region("", rel(files["workspace"]), _read(files["workspace"], report, rel))
-    if "patchset" in files:
-        region.patchset_file = rel(files["patchset"])
-        region.patchset = _read(files["patchset"], report, rel)
-    return region
+    for region in regions:
+        region.name = region.sources["workspace"].stem
+    return regions

@@ -61,6 +61,9 @@ class AnalysisVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     note = models.CharField(max_length=500, blank=True)
+    # Set in the ingestion's transaction and cleared once search has the version, so a
+    # crash between commit and indexing leaves a mark that services.index_pending picks up.
+    search_pending = models.BooleanField(default=True, db_index=True)
 
     class Meta:
         ordering = ["analysis", "-number"]
@@ -87,6 +90,14 @@ class Likelihood(models.Model):
     region = models.CharField(max_length=200)
     background = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="+")
     patchset = models.ForeignKey(
+        Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The files as submitted (None where the portal assembled the document, e.g. a patchset
+    # from per-point files): downloads serve these bytes, the canonical blobs feed the rest.
+    background_published = models.ForeignKey(
+        Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    patchset_published = models.ForeignKey(
         Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # sha256 of the background-only workspace in the patchset convention (see jsonio).

@@ -25,6 +25,18 @@ PAGE_SIZE = 20
 FACETS = ("collaboration", "year", "modifier_type", "label")
 
 
+# The accepted range of each numeric parameter (inclusive); the API schema declares the same.
+# Bounded so that every accepted value fits the database's integer columns.
+PARAMETER_RANGES: dict[str, tuple[float, float]] = {
+    "year": (0, 9999),
+    "label_min": (-1e300, 1e300),
+    "label_max": (-1e300, 1e300),
+    "npars_min": (0, 2**31 - 1),
+    "npars_max": (0, 2**31 - 1),
+    "page": (1, 10**6),
+}
+
+
 class SearchUnavailable(HepstoreError):
     code = "search_unavailable"
     status = 503
@@ -56,9 +68,14 @@ class SearchQuery:
             if raw in (None, ""):
                 return None
             try:
-                return kind(raw)
+                value = kind(raw)
             except ValueError as exc:
-                raise BadQuery(f"{name} must be a number, got {raw!r}") from exc
+                what = "a whole number" if kind is int else "a number"
+                raise BadQuery(f"{name} must be {what}, got {raw!r}") from exc
+            lo, hi = PARAMETER_RANGES[name]
+            if not lo <= value <= hi:  # also false for NaN
+                raise BadQuery(f"{name} must lie between {lo:g} and {hi:g}, got {raw!r}")
+            return value
 
         sort = params.get("sort") or "relevance"
         if sort not in ("relevance", "date"):
@@ -74,7 +91,7 @@ class SearchQuery:
             npars_min=number("npars_min", int),
             npars_max=number("npars_max", int),
             sort=sort,
-            page=max(number("page", int) or 1, 1),
+            page=number("page", int) or 1,
         )
         if (query.label_min is not None or query.label_max is not None) and not query.label:
             raise BadQuery("label_min/label_max need label=<name>")

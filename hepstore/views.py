@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
-from hepstore import services
-from hepstore.errors import HepstoreError
+from hepstore import citations, services
+from hepstore.api.filters import AnalysisFilterSet
+from hepstore.api.throttles import page_throttled
+from hepstore.errors import BadParameters, HepstoreError
 from hepstore.models import Analysis, Likelihood
 from hepstore.uploads import refuse_oversized, saved_uploads
 
@@ -19,20 +24,49 @@ def analysis_list(request):
         .annotate(n_versions=Count("versions", distinct=True))
         .order_by("-created", "-id")
     )
+    # The API's FilterSet: the same filters (q, collaboration, inspire_id, year), the same
+    # refusals (a 400 page naming the parameter).
+    filterset = AnalysisFilterSet(request.GET, queryset=analyses)
+    if not filterset.is_valid():
+        raise BadParameters.from_form_errors(filterset.errors)
     q = request.GET.get("q", "").strip()
-    if q:
-        analyses = analyses.filter(
-            Q(title__icontains=q) | Q(abstract__icontains=q) | Q(collaboration__name__iexact=q)
-        )
-    page = Paginator(analyses, 25).get_page(request.GET.get("page"))
+    page = Paginator(filterset.qs, 25).get_page(request.GET.get("page"))
     return render(request, "hepstore/analysis_list.html", {"page": page, "q": q})
 
 
 def analysis_detail(request, pk: int):
     analysis = get_object_or_404(Analysis.objects.select_related("collaboration"), pk=pk)
-    versions = analysis.versions.prefetch_related("likelihoods")
+    return _analysis_page(request, analysis)
+
+
+def record_page(request, inspire_id: int):
+    """The analysis by its INSPIRE id: /record/ins<N>, the address to cite."""
+    analysis = get_object_or_404(
+        Analysis.objects.select_related("collaboration"), inspire_id=inspire_id
+    )
+    return _analysis_page(request, analysis)
+
+
+def _analysis_page(request, analysis: Analysis):
+    versions = list(analysis.versions.prefetch_related("likelihoods"))
+    chosen = request.GET.get("version", "")
+    if chosen.isdigit():
+        versions = [v for v in versions if v.number == int(chosen)]
+        if not versions:
+            raise Http404(f"no version {chosen} of this analysis")
+    record_url = request.build_absolute_uri(citations.record_path(analysis))
+    cited = [
+        (v, citations.citations(analysis, v, f"{record_url}?version={v.number}")) for v in versions
+    ]
     return render(
-        request, "hepstore/analysis_detail.html", {"analysis": analysis, "versions": versions}
+        request,
+        "hepstore/analysis_detail.html",
+        {
+            "analysis": analysis,
+            "versions": cited,
+            "links": citations.links(analysis),
+            "record_url": record_url,
+        },
     )
 
 
@@ -85,6 +119,16 @@ def likelihood_detail(request, pk: int):
 def validate_page(request):
     context = {}
     if request.method == "POST":
+        wait = page_throttled(request, "validate")
+        if wait is not None:
+            response = render(
+                request,
+                "error.html",
+                {"status": 429, "message": "Too many validations from you; try again shortly."},
+                status=429,
+            )
+            response["Retry-After"] = str(max(1, math.ceil(wait)))
+            return response
         try:
             refuse_oversized(request)
             with saved_uploads(request.FILES.getlist("file")) as paths:
@@ -108,7 +152,7 @@ def search_page(request):
         result = search.search(query)
         context.update(query=query, result=result)
     except HepstoreError as exc:
-        context["failure"] = exc.message
+        context.update(failure=exc.message, status=exc.status)
     base = request.GET.copy()
     base.pop("page", None)
     links = {}
@@ -128,5 +172,4 @@ def search_page(request):
         links[facet] = entries
     context["facet_links"] = links
     context["base_query"] = base.urlencode()
-    status = 503 if context.get("failure") and "unreachable" in context["failure"] else 200
-    return render(request, "hepstore/search.html", context, status=status)
+    return render(request, "hepstore/search.html", context, status=context.get("status", 200))

@@ -196,7 +196,8 @@ def polylines(pts: np.ndarray, f: np.ndarray, triangles: np.ndarray) -> list[lis
 def contours(results: list[dict], labels: list[str], x_label: str, y_label: str) -> dict:
     """Polylines per curve at CLs = LEVEL: {"x_label", "y_label", "level", "curves":
     {curve: [[[x, y], ...], ...]}, "points": n, "notes": [...]}. results carry 'values'
-    aligned with labels."""
+    aligned with labels. Points that could not be evaluated (their 'error' is set) are left
+    out and counted in "left_out"."""
     out: dict = {
         "x_label": x_label,
         "y_label": y_label,
@@ -205,6 +206,10 @@ def contours(results: list[dict], labels: list[str], x_label: str, y_label: str)
         "points": len(results),
         "notes": [],
     }
+    left_out = sum(1 for r in results if r.get("error") is not None)
+    if left_out:
+        out["left_out"] = left_out
+        results = [r for r in results if r.get("error") is None]
     for curve in CURVES:
         pts, logs, triangles = triangulation(results, labels, x_label, y_label, curve)
         if triangles is None:

@@ -56,13 +56,11 @@ def verdict(cls_obs) -> str:
     return "excluded" if value < LEVEL else "not excluded"
 
 
-def limit_above_bound(result: dict, curve: str) -> bool:
-    """Whether a result flags a curve's limit as beyond the POI bound. curve: "obs" or an
-    index 0..4 of the expected band. Reads the per-curve flag of the result (a bool for the
-    observed limit and a list for the band, or a dict {"obs": bool, "exp": [5 bools]})."""
-    flag = result.get("limit_above_poi_bound")
-    if isinstance(flag, dict):
-        flag = flag.get("obs") if curve == "obs" else (flag.get("exp") or [None] * 5)[curve]
-    elif isinstance(flag, list | tuple):
-        flag = flag[0] if curve == "obs" else (flag[1 + curve] if len(flag) > 5 else flag[curve])
-    return bool(flag)
+def limit_above_bound(result: dict, curve) -> bool:
+    """Whether a result flags a curve's limit as above the POI's upper bound. curve: "obs"
+    (the result's limit_above_poi_bound) or an index 0..4 of the expected band (its
+    limit_above_poi_bound_exp, −2σ..+2σ)."""
+    if curve == "obs":
+        return bool(result.get("limit_above_poi_bound"))
+    band = result.get("limit_above_poi_bound_exp") or []
+    return bool(band[curve]) if len(band) > curve else False

@@ -100,17 +100,44 @@ def page_context(point: Point) -> dict:
     """Everything the point page shows."""
     likelihood = point.likelihood
     result, cached = point.result()
-    detail = point.fit()
-    bound = _poi_bound(likelihood)
+    # A point that could not be built or fitted has only its error: no fit detail to show.
+    detail = point.fit() if result.get("error") is None else None
+    bound = result.get("poi_upper_bound") or _poi_bound(likelihood)
+    reasons = result.get("null_reasons") or {}
     up_exp = result.get("mu_up_exp") or [None] * 5
-    band = [
-        {
-            "label": label,
-            "cls": formatting.cls((result.get("cls_exp") or [None] * 5)[i]),
-            "limit": formatting.limit(up_exp[i], formatting.limit_above_bound(result, i), bound),
-        }
-        for i, label in enumerate(BAND)
-    ]
+    band = []
+    for i, label in enumerate(BAND):
+        above = formatting.limit_above_bound(result, i)
+        band.append(
+            {
+                "label": label,
+                "cls": formatting.cls((result.get("cls_exp") or [None] * 5)[i]),
+                "cls_reason": reasons.get(f"cls_exp[{i}]", ""),
+                "limit": formatting.limit(up_exp[i], above, bound),
+                "limit_reason": "" if above else reasons.get(f"mu_up_exp[{i}]", ""),
+            }
+        )
+    notes = caveats.likelihood_notes(likelihood, blobs.read_json(likelihood.background_id))
+    context = {
+        "likelihood": likelihood,
+        "analysis": likelihood.version.analysis,
+        "point": point,
+        "name": point.label,
+        "result": result,
+        "cached": cached,
+        "verdict": formatting.verdict(result.get("cls_obs")),
+        "cls_obs": formatting.cls(result.get("cls_obs")),
+        "cls_obs_reason": reasons.get("cls_obs", ""),
+        "mu_up_obs": formatting.limit(
+            result.get("mu_up_obs"), formatting.limit_above_bound(result, "obs"), bound
+        ),
+        "mu_up_obs_reason": reasons.get("mu_up_obs", ""),
+        "band": band,
+        "detail": detail,
+        "notes": notes,
+    }
+    if detail is None:
+        return context
     channels = []
     for channel, _ in detail["channels"]:
         channels.append(
@@ -131,26 +158,13 @@ def page_context(point: Point) -> dict:
         }
         for p in detail["parameters"]
     ]
-    return {
-        "likelihood": likelihood,
-        "analysis": likelihood.version.analysis,
-        "point": point,
-        "name": point.label,
-        "result": result,
-        "cached": cached,
-        "verdict": formatting.verdict(result.get("cls_obs")),
-        "cls_obs": formatting.cls(result.get("cls_obs")),
-        "mu_up_obs": formatting.limit(
-            result.get("mu_up_obs"), formatting.limit_above_bound(result, "obs"), bound
-        ),
-        "band": band,
-        "channels": channels,
-        "detail": detail,
-        "parameters": parameters,
-        "pulls": _data_uri(plots.pulls_plot(detail, "svg")),
-        "notes": caveats.likelihood_notes(likelihood, blobs.read_json(likelihood.background_id))
-        + [{"source": "fit", "text": n} for n in detail["notes"]],
-    }
+    context.update(
+        channels=channels,
+        parameters=parameters,
+        pulls=_data_uri(plots.pulls_plot(detail, "svg")),
+        notes=notes + [{"source": "fit", "text": n} for n in detail["notes"]],
+    )
+    return context
 
 
 def _poi_bound(likelihood) -> float | None:

@@ -9,15 +9,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hepstore import patching
-from reinterpret.errors import PatchFailed, ReinterpretError
+from reinterpret.errors import PatchFailed, PointNotEvaluable, ReinterpretError
 from reinterpret.fitter import (
     ENGINE_VERSION,
     FitterError,
     InferenceOptions,
     InterpolationCodes,
     PointResult,
-    compile_models,
-    hypotest,
+    compile_points,
+    evaluate_points,
 )
 
 log = logging.getLogger(__name__)
@@ -98,42 +98,49 @@ def evaluate(
     settings: Settings,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
-    """Hypothesis test (and limits) for every point, in memory-bounded chunks."""
+    """Hypothesis test (and limits) for every point, in memory-bounded chunks.
+
+    A point that cannot be built or fitted gets its own result with `error` set (and every
+    number null); the other points are computed all the same."""
     if not points:
         return []
-    options = InferenceOptions(
-        test_stat=settings.test_stat, mu_test=settings.mu_test, upper_limit=settings.upper_limit
-    )
     try:
-        probe = compile_models([points[0].workspace], settings.measurement, settings.codes)
+        options = InferenceOptions(
+            test_stat=settings.test_stat, mu_test=settings.mu_test, upper_limit=settings.upper_limit
+        )
     except FitterError as exc:
-        raise ReinterpretError(f"cannot build the model: {exc}") from exc
-    per_point = bytes_per_point(probe.npars * 2, probe.nsb * 2, probe.nbins)
-    chunk = max(1, min(len(points), settings.memory_budget_mb * 2**20 // per_point))
+        raise ReinterpretError(str(exc)) from exc
+    chunk = _chunk_size(points, settings) if len(points) > 1 else 1
     out: list[dict] = []
     done = 0
     for start in range(0, len(points), chunk):
         part = points[start : start + chunk]
-        try:
-            # A lone first point is the model already compiled to size the chunks.
-            model = (
-                probe
-                if len(part) == 1 and start == 0
-                else compile_models(
-                    [p.workspace for p in part], settings.measurement, settings.codes
-                )
-            )
-            results = hypotest(model, options)
-        except FitterError as exc:
-            raise ReinterpretError(f"cannot evaluate the model: {exc}") from exc
-        out += [result_dict(p, r, settings.upper_limit) for p, r in zip(part, results, strict=True)]
+        results = evaluate_points(
+            [p.workspace for p in part], options, settings.measurement, settings.codes
+        )
+        for p, r in zip(part, results, strict=True):
+            if r.error is not None:
+                log.debug("point %s not evaluated: %s", p.name, r.error)
+            out.append(result_dict(p, r, settings.upper_limit))
         done += len(part)
         if progress:
             progress(done, len(points))
     return out
 
 
+def _chunk_size(points: Sequence[Point], settings: Settings) -> int:
+    """Points per batch under the memory budget, sized on the first point that builds."""
+    for point in points:
+        probe = compile_points([point.workspace], settings.measurement, settings.codes).model
+        if probe is not None:
+            per_point = bytes_per_point(probe.npars * 2, probe.nsb * 2, probe.nbins)
+            return max(1, min(len(points), settings.memory_budget_mb * 2**20 // per_point))
+    return len(points)  # none builds: each gets its error, no fit runs
+
+
 def result_dict(point: Point, result: PointResult, upper_limit: bool) -> dict:
+    """The JSON form of a point's result (CLI, API, database): numbers or null, a reason
+    for every null in `null_reasons`, and `error` for a point that could not be evaluated."""
     data = {
         "patch": point.name,
         "values": list(point.values) if point.values is not None else None,
@@ -144,16 +151,76 @@ def result_dict(point: Point, result: PointResult, upper_limit: bool) -> dict:
         "twice_nll": result.twice_nll,
         "converged": result.converged,
         "warnings": list(result.warnings),
+        "null_reasons": dict(result.null_reasons),
+        "error": result.error,
     }
     if upper_limit:
         data["mu_up_obs"] = result.mu_up_obs
-        data["mu_up_exp"] = list(result.mu_up_exp) if result.mu_up_exp else None
+        data["mu_up_exp"] = list(result.mu_up_exp) if result.mu_up_exp else [None] * 5
+        data["limit_above_poi_bound"] = result.limit_above_poi_bound
+        data["limit_above_poi_bound_exp"] = list(result.limit_above_poi_bound_exp or [False] * 5)
+        data["limits_converged"] = result.limits_converged
+        data["poi_upper_bound"] = result.poi_upper_bound
+    # Reasons for the numbers shown (not for q_obs, q_asimov, nor limits not asked for).
+    data["null_reasons"] = {k: v for k, v in result.null_reasons.items() if k.split("[")[0] in data}
     return data
+
+
+SIGMA_LABELS = ("−2σ", "−1σ", "median", "+1σ", "+2σ")
+
+
+def shown_numbers(result: dict) -> dict:
+    """How a result's numbers read on a page: each as {"value": float | None, "text": str,
+    "reason": str, "above": bool} where text is "> 10" for a limit above the POI bound of 10
+    (above) and "—" for a null (reason then says why). Keys: cls_obs, mu_hat, mu_hat_error,
+    twice_nll, mu_up_obs (None without limits), and "band": rows (label, CLs, limit) from
+    −2σ to +2σ."""
+    reasons = result.get("null_reasons") or {}
+    error = result.get("error")
+    bound = result.get("poi_upper_bound")
+
+    def number(key: str, digits: int, above: bool = False) -> dict:
+        base = key.split("[")[0]
+        value = result.get(base)
+        if "[" in key and value is not None:
+            value = value[int(key[key.index("[") + 1 : -1])]
+        if above and bound is not None:
+            why = reasons.get(key, "")
+            return {"value": None, "text": f"> {bound:g}", "reason": why, "above": True}
+        if value is None:
+            why = reasons.get(key) or error or ""
+            return {"value": None, "text": "—", "reason": why, "above": False}
+        return {"value": value, "text": f"{value:.{digits}f}", "reason": "", "above": False}
+
+    above_exp = result.get("limit_above_poi_bound_exp") or [False] * 5
+    limits = "mu_up_obs" in result
+    return {
+        "cls_obs": number("cls_obs", 4),
+        "mu_hat": number("mu_hat", 4),
+        "mu_hat_error": number("mu_hat_error", 3),
+        "twice_nll": number("twice_nll", 4),
+        "mu_up_obs": number("mu_up_obs", 4, bool(result.get("limit_above_poi_bound")))
+        if limits
+        else None,
+        "band": [
+            (
+                label,
+                number(f"cls_exp[{i}]", 5),
+                number(f"mu_up_exp[{i}]", 4, above_exp[i]) if limits else None,
+            )
+            for i, label in enumerate(SIGMA_LABELS)
+        ],
+    }
 
 
 # --------------------------------------------------------------------------- web services
 # Everything below works on archived likelihoods (Django models); the functions above only
 # on plain workspaces.
+
+
+# Bumped when the shape of a stored result changes, so that no older shape is served from the
+# cache (2: nullable numbers with null_reasons, error, limit_above_poi_bound).
+RESULT_FORMAT = 2
 
 
 def service_settings(upper_limit: bool = True) -> Settings:
@@ -169,6 +236,7 @@ def cache_key(background_digest: str, patch_digest: str, settings: Settings) -> 
         "background_sha256": background_digest,
         "patch_sha256": patch_digest,
         "settings": settings.as_dict(),
+        "result_format": RESULT_FORMAT,
     }
     return canonical_sha256(inputs), inputs
 
@@ -179,9 +247,13 @@ def cached_evaluation(
     signal_name: str = "",
     values=None,
     patch_digest: str | None = None,
+    keep_errors: bool = False,
 ) -> tuple[dict, bool]:
     """Result for the background-only workspace patched by operations: from the cache when
     the same inputs and settings were evaluated before, else computed and stored.
+
+    A point that cannot be evaluated raises PointNotEvaluable (a custom signal: the user's
+    to fix), or with keep_errors (an archived point) is a result with `error` set.
 
     Give patch_digest (the sha256 of the canonical operations, which is also their blob
     name) to look the cache up without the operations; they are then read only on a miss.
@@ -193,10 +265,11 @@ def cached_evaluation(
     from reinterpret.models import CachedResult
 
     settings = service_settings()
+    point_digest = patch_digest
     if patch_digest is None:
         patch_digest = canonical_sha256(operations)
     key, inputs = cache_key(likelihood.background_id, patch_digest, settings)
-    hit = CachedResult.objects.filter(key=key).first()
+    hit = CachedResult.objects.fresh().filter(key=key).first()
     if hit is not None:
         return hit.result, True
     if operations is None:
@@ -207,16 +280,24 @@ def cached_evaluation(
         tuple(values) if values is not None else None,
         apply_patch(bkg, operations, signal_name or None),
     )
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     (result,) = evaluate([point], settings)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.thread_time() - cpu0
+    if result["error"] is not None and not keep_errors:
+        raise PointNotEvaluable(f"the signal cannot be evaluated: {result['error']}")
     result = {
         **result,
         "settings": settings.as_dict(),
         "inputs": inputs,
         "seconds": round(seconds, 4),
     }
-    CachedResult.objects.get_or_create(
+    from django.conf import settings as dj
+
+    from reinterpret.models import custom_cache_expiry
+
+    # Archived points (looked up by their patch's digest) are kept; custom signals expire.
+    custom = point_digest is None
+    CachedResult.objects.update_or_create(
         key=key,
         defaults={
             "likelihood": likelihood,
@@ -224,8 +305,12 @@ def cached_evaluation(
             "result": result,
             "inputs": inputs,
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "expires": custom_cache_expiry() if custom else None,
         },
     )
+    if custom:
+        CachedResult.objects.prune(dj.REINTERPRET_CUSTOM_CACHE_MAX_ENTRIES)
     return result, False
 
 
@@ -235,7 +320,9 @@ def archived_point_result(likelihood, name: str) -> tuple[dict, bool]:
     point = likelihood.signals.filter(name=name).first()
     if point is None:
         raise NotFound(f"no signal point {name!r} in this likelihood")
-    return cached_evaluation(likelihood, None, name, point.values, patch_digest=point.patch_id)
+    return cached_evaluation(
+        likelihood, None, name, point.values, patch_digest=point.patch_id, keep_errors=True
+    )
 
 
 _CHANNEL_SET_PATH = re.compile(r"^/(channels|observations)/(\d+|-)$")
@@ -389,13 +476,14 @@ def custom_signal_patch(
                 not isinstance(y, int | float)
                 or isinstance(y, bool)
                 or not math.isfinite(y)
-                or y < 0
+                or not 0 <= y <= MAX_SIGNAL_YIELD
             ):
                 problems.append(
                     {
                         "pointer": f"{ptr}/{i}",
                         "severity": "error",
-                        "message": f"yield {y!r} must be a finite number >= 0",
+                        "message": f"yield {y!r} must be a number from 0 to "
+                        f"{MAX_SIGNAL_YIELD:g} events",
                     }
                 )
     extra = payload.get("modifiers", [])
@@ -411,10 +499,13 @@ def custom_signal_patch(
     from hepstore.schemas import fragment_errors
 
     for i, mod in enumerate(extra):
-        for err in fragment_errors("modifier", mod):
+        errors = list(fragment_errors("modifier", mod))
+        for err in errors:
             problems.append(
                 {"pointer": f"/modifiers/{i}", "severity": "error", "message": err.message}
             )
+        if not errors:
+            problems += _per_bin_problems(mod, f"/modifiers/{i}", signal, nbins)
     if problems:
         raise ReinterpretError("the signal is not usable", problems)
     modifiers = [{"name": measurement["poi"], "type": "normfactor", "data": None}]
@@ -425,13 +516,92 @@ def custom_signal_patch(
         sample = {
             "name": "custom_signal",
             "data": [float(y) for y in yields],
-            "modifiers": modifiers
-            + [m for m in extra if m["type"] != "staterror" or len(m["data"]) == len(yields)],
+            "modifiers": modifiers + extra,
         }
         ops.append(
             {"op": "add", "path": f"/channels/{channels[channel]}/samples/0", "value": sample}
         )
     return ops + list((channel_set or {}).get("operations", []))
+
+
+# Largest accepted custom signal yield per bin (events). The fit works in double precision:
+# beside a background of O(1) events, a larger yield leaves the background below the
+# precision of the sum (1e12 * 2**-52 ~ 2e-4 events), and far larger ones overflow.
+MAX_SIGNAL_YIELD = 1e12
+
+
+def _per_bin_problems(mod: dict, ptr: str, signal: dict, nbins: dict) -> list[dict]:
+    """A per-bin modifier added to the custom signal must have one value per bin of every
+    channel the signal is given in."""
+    arrays = {
+        "shapesys": {"data": mod["data"]},
+        "staterror": {"data": mod["data"]},
+        "histosys": {k: mod["data"].get(k) for k in ("hi_data", "lo_data")}
+        if isinstance(mod["data"], dict)
+        else {},
+    }.get(mod["type"], {})
+    problems = []
+    for key, values in arrays.items():
+        for channel in signal:
+            n = nbins.get(channel)
+            if n is not None and isinstance(values, list) and len(values) != n:
+                where = f"{ptr}/data" if key == "data" else f"{ptr}/data/{key}"
+                problems.append(
+                    {
+                        "pointer": where,
+                        "severity": "error",
+                        "message": f"{mod['type']} {mod['name']!r} has {len(values)} values "
+                        f"but channel {channel!r} has {n} bins",
+                    }
+                )
+    return problems
+
+
+def check_custom_workspace(workspace: dict) -> None:
+    """Refuse (ReinterpretError, one problem each) a workspace patched by a user's signal or
+    raw patch that the archive's validator would refuse: schema, lengths, bounds, POI."""
+    from hepstore.validation import Report, check_schema, check_workspace
+
+    report = Report()
+    if check_schema(workspace, "workspace", report, "patched workspace"):
+        check_workspace(
+            workspace, report, "patched workspace", True, orphan_observations_are_errors=False
+        )
+        # Yields the fit cannot hold in double precision (see MAX_SIGNAL_YIELD).
+        for c, channel in enumerate(workspace["channels"]):
+            for s, sample in enumerate(channel["samples"]):
+                for b, value in enumerate(sample["data"]):
+                    if not abs(value) <= MAX_SIGNAL_YIELD:
+                        report.error(
+                            "patched workspace",
+                            f"/channels/{c}/samples/{s}/data/{b}",
+                            f"yield {value:g} of sample {sample['name']!r} is beyond "
+                            f"{MAX_SIGNAL_YIELD:g} events",
+                        )
+    errors = [p for p in report.problems if p.severity == "error"]
+    if errors:
+        raise ReinterpretError(
+            "the patched workspace is not valid",
+            [{"pointer": p.pointer, "severity": p.severity, "message": p.message} for p in errors],
+        )
+
+
+def fits_synchronously(likelihood) -> bool:
+    """Whether one fit of this likelihood may run inside a request: the CPU time of its
+    recent fits is within REINTERPRET_SYNC_FIT_CPU_SECONDS (before any was measured: the
+    size rule of is_small)."""
+    from django.conf import settings as dj
+
+    from reinterpret.models import CachedResult
+
+    recent = list(
+        CachedResult.objects.filter(likelihood=likelihood, cpu_seconds__gt=0)
+        .order_by("-created", "-id")
+        .values_list("cpu_seconds", flat=True)[:20]
+    )
+    if not recent:
+        return is_small(likelihood)
+    return max(recent) <= dj.REINTERPRET_SYNC_FIT_CPU_SECONDS
 
 
 def is_small(likelihood) -> bool:

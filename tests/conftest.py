@@ -15,13 +15,31 @@ from hepstore import examples
 def isolated_blobs(tmp_path, settings):
     settings.HEPSTORE_BLOB_DIR = tmp_path / "blobs"
     settings.DATA_DIR = tmp_path
+    # In-process tests serve static files from the source folders; the production path
+    # (collectstatic, hashed and compressed names) is tested against gunicorn.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
     return settings.HEPSTORE_BLOB_DIR
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    """Request-rate counters (in Django's cache) start from zero in every test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
 def example_docs():
-    ws = examples.background_workspace()
-    return ws, examples.patchset(ws)
+    # Deep copies: the generated workspace shares module-level dicts (examples.LUMI) that a
+    # test mutating its documents would otherwise change for every later test.
+    ws = copy.deepcopy(examples.background_workspace())
+    return ws, copy.deepcopy(examples.patchset(ws))
 
 
 def write_bundle(directory: Path, workspace, patchset=None, region="RegionA") -> Path:
@@ -39,3 +57,42 @@ def bundle(tmp_path, example_docs):
     ws, ps = example_docs
     root = write_bundle(tmp_path / "bundle", ws, ps)
     return root, copy.deepcopy(ws), copy.deepcopy(ps)
+
+
+# Fixtures through which a test reaches the database (pytest-django's), and the marker of
+# tests whose subprocesses use it.
+_DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "live_server",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "admin_client",
+    "admin_user",
+    "django_user_model",
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use a database (the second, PostgreSQL, pass of "
+        ".ci/test: the others do not depend on which database is configured)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--database-tests-only"):
+        return
+    keep, drop = [], []
+    for item in items:
+        uses = (
+            item.get_closest_marker("django_db") is not None
+            or item.get_closest_marker("database") is not None
+            or bool(_DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())))
+        )
+        (keep if uses else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

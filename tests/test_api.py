@@ -60,9 +60,11 @@ def test_likelihood_detail_and_downloads(client, stored):
     body = client.get(f"/api/v1/likelihoods/{lh.pk}/").json()
     assert body["summary"]["signal_points"] == 18
     bkg = client.get(f"/api/v1/likelihoods/{lh.pk}/background-only")
-    assert json.loads(bkg.content) == ws
-    assert bkg["X-Content-SHA256"] == hashlib.sha256(bkg.content).hexdigest()
-    assert json.loads(client.get(f"/api/v1/likelihoods/{lh.pk}/patchset").content) == ps
+    data = b"".join(bkg.streaming_content)
+    assert json.loads(data) == ws
+    assert bkg["X-Content-SHA256"] == hashlib.sha256(data).hexdigest()
+    patchset = client.get(f"/api/v1/likelihoods/{lh.pk}/patchset")
+    assert json.loads(b"".join(patchset.streaming_content)) == ps
 
 
 def test_patched_workspace_download_round_trips_byte_for_byte(client, stored):
@@ -163,5 +165,5 @@ def test_openapi_schema_and_docs_are_served(client):
     schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
     # Paths are served with and without the trailing slash; the schema lists one form.
     assert "/api/v1/likelihoods/{id}/signals/{name}/workspace/" in schema["paths"]
-    assert "/api/v1/submissions" in schema["paths"]
+    assert "/api/v1/submissions/" in schema["paths"]
     assert client.get("/api/v1/docs/").status_code == 200

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import jsonpatch
@@ -120,44 +119,13 @@ def test_reinterpret_panel_scans_the_grid_and_evaluates_a_pasted_signal(
         page.wait_for_selector("#point-verdict")
         assert page.locator("img[alt$='post-fit']").count() == 2
     finally:
-        worker.stop.set()
+        worker.shutdown()
 
 
 ARTIFACTS = Path(
     os.environ.get("HEPSTORE_ARTIFACTS")
     or Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 )
-
-
-class _TestWorker:
-    """A job worker thread for the live-server tests that outlives "database table is locked"
-    (the in-memory test database is SQLite in shared-cache mode, whose table locks fail at
-    once instead of waiting, when a page request reads while the worker writes)."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="test-job-worker", daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        from django.db import OperationalError, close_old_connections
-
-        from reinterpret.jobs import Worker
-
-        while not self.stop.is_set():
-            try:
-                Worker(name="browser-test").run_until_idle(timeout=30)
-            except OperationalError:
-                pass  # a lock between claims; the job is still queued: try again
-            finally:
-                close_old_connections()
-            self.stop.wait(0.3)
-
-
-def _stop(worker) -> None:
-    """Stop the test worker and wait for its thread to end."""
-    worker.stop.set()
-    worker.thread.join(timeout=60)
 
 
 def _download(page, name: str) -> bytes:
@@ -185,7 +153,9 @@ def test_sbottom_slices_plots_downloads_and_screenshots(live_server, browser_pag
     )
     _, version = ingest_paths([folder / "BkgOnly.json", folder / "patchset.json"], publication)
     lh = version.likelihoods.get()
-    worker = _TestWorker()
+    from reinterpret.jobs import start_embedded_worker
+
+    worker = start_embedded_worker()
     page = browser_page
     page.set_viewport_size({"width": 1280, "height": 900})
     # Fits and figures are computed on first view; give a loaded CI machine time.
@@ -224,7 +194,7 @@ def test_sbottom_slices_plots_downloads_and_screenshots(live_server, browser_pag
         assert json.loads(_download(page, "JSON"))["fixed"] == {"mn1": 100}
         # No more jobs: stop the worker, whose writes would contend with the pages' own on
         # the test database (SQLite's shared-cache tables lock instead of waiting).
-        _stop(worker)
+        worker.shutdown(timeout=60)
         # The signal grid sorted by CLs and by a mass, numerically.
         page.get_by_role("link", name="msb", exact=True).click()
         page.wait_for_url("**sort=msb**")
@@ -258,7 +228,7 @@ def test_sbottom_slices_plots_downloads_and_screenshots(live_server, browser_pag
         assert page.locator("img[alt$='post-fit']").count() == 2
         page.screenshot(path=str(ARTIFACTS / "point-custom-sbottom.png"), full_page=True)
     finally:
-        _stop(worker)
+        worker.shutdown(timeout=60)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -277,3 +247,82 @@ def test_erjr_point_page_shows_the_optimizer_caveat(live_server, browser_page):
     caveat = page.inner_text("#caveats")
     assert "pyhf's default optimizer" in caveat and "shape_mcstat_diboson3LISR" in caveat
     page.screenshot(path=str(ARTIFACTS / "point-erjr-caveat.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_combine_two_regions_scan_and_read_a_points_provenance(live_server, tmp_path, browser_page):
+    from hepstore import examples
+    from reinterpret.jobs import start_embedded_worker
+    from tests.conftest import write_bundle
+    from tests.test_combine import region
+
+    a, b = region(), region("_B", 1.3)
+    ps_b = examples.patchset(b)
+    ps_b["patches"] = [p for p in ps_b["patches"] if p["metadata"]["values"][0] != 800]
+    root = tmp_path / "bundle"
+    write_bundle(root, a, examples.patchset(a), region="RegionA")
+    write_bundle(root, b, ps_b, region="RegionB")
+    _, version = ingest_paths([root], Publication(title="Example", collaboration="ATLAS"))
+    ids = {lh.region: lh.pk for lh in version.likelihoods.all()}
+    worker = start_embedded_worker()
+    try:
+        page = browser_page
+        page.goto(live_server.url + "/")
+        page.get_by_role("link", name="Combinations").click()
+        page.wait_for_url("**/combinations/")
+        page.fill("input[name=name]", "Regions A and B")
+        for region_name, tag in (("RegionA", "A"), ("RegionB", "B")):
+            page.check(f'input[name=member][value="{ids[region_name]}"]')
+            page.fill(f'input[name="tag-{ids[region_name]}"]', tag)
+        page.fill("input[name=decorrelate]", "lumi")
+        page.get_by_role("button", name="Check").click()
+        page.wait_for_selector("#verdict")
+        assert "Combines: 18 combined points" in page.inner_text("#verdict")
+        page.get_by_role("button", name="Create combination").click()
+        page.wait_for_url("**/combinations/*/")
+        assert "lumi" in page.inner_text("#policy")
+        assert page.locator("#signal-grid tbody tr").count() == 18
+        page.get_by_role("button", name="Compute CLs for every combined point").click()
+        page.wait_for_selector("#contour img", timeout=120000)
+        assert page.inner_text('tr[data-name="C1N2_300_0"] td.cls') not in ("", "–")
+        row = page.locator('tr[data-name="C1N2_800_100"]')
+        assert "background only" in row.inner_text()
+        page.get_by_role("link", name="C1N2_800_100", exact=True).click()
+        page.wait_for_selector("#point-verdict")
+        provenance = page.inner_text("#provenance")
+        assert "RegionA" in provenance and "background only" in provenance
+        assert "Combined: CLs obs =" in page.inner_text("#point-verdict")
+        page.screenshot(path=str(tmp_path / "combination_point.png"))
+    finally:
+        worker.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reinterpret_panel_shows_points_without_numbers_and_limits_above_the_bound(
+    live_server, bundle, browser_page
+):
+    from reinterpret.jobs import start_embedded_worker
+
+    root, _, ps = bundle
+    ps["patches"][0]["patch"] = []  # an empty patch: that point cannot be evaluated
+    (root / "RegionA" / "patchset.json").write_text(json.dumps(ps))
+    _, version = ingest_paths([root], Publication(title="Example", collaboration="ATLAS"))
+    lh = version.likelihoods.get()
+    worker = start_embedded_worker()
+    try:
+        page = browser_page
+        page.goto(f"{live_server.url}/likelihoods/{lh.pk}/")
+        page.get_by_role("button", name="Compute CLs for this slice").click()
+        page.wait_for_selector("#contour img", timeout=60000)
+        empty, other = (p["metadata"]["name"] for p in ps["patches"][:2])
+        cell = page.locator(f'tr[data-name="{empty}"] td.cls')
+        assert cell.inner_text() == "not evaluated"
+        assert "parameter of interest" in cell.get_attribute("title")
+        assert float(page.inner_text(f'tr[data-name="{other}"] td.cls')) >= 0
+        # A signal too small to be excluded below the POI's upper bound of 10.
+        page.fill("textarea[name=signal]", "SR_meff,0.01,0.01,0.01")
+        page.get_by_role("button", name="Compute CLs", exact=True).click()
+        page.wait_for_selector("#custom-verdict", timeout=60000)
+        assert "upper limit on μ = > 10" in page.inner_text("#custom-verdict")
+    finally:
+        worker.shutdown()

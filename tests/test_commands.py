@@ -112,6 +112,7 @@ def test_cls_reports_user_mistakes_without_traceback(bundle, tmp_path):
     # A background-only workspace has no POI modifier: a clear message, not a crash.
     out = manage("cls", root / "RegionA" / "BkgOnly.json", env_dir=tmp_path)
     assert out.returncode != 0 and "parameter of interest" in out.stderr
+    assert "the point could not be evaluated" in out.stderr
 
 
 @pytest.mark.slow
@@ -133,3 +134,107 @@ def test_cls_matches_pyhf_reference_on_a_real_patch(tmp_path):
     )
     (result,) = json.loads(out.stdout)["results"]
     assert result["cls_obs"] == pytest.approx(ref["cls_obs"], rel=5e-3, abs=2e-4)
+
+
+def _strict_json(text: str):
+    """Parse as JSON proper: a bare NaN/Infinity token is an error, not a float."""
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_cls_isolates_the_empty_patch_of_a_published_patchset(tmp_path):
+    from tests.shared_data import require_shared
+
+    folder = require_shared("3l-offshell-simplified")
+    out = manage(
+        "cls",
+        folder / "BkgOnly.json",
+        "--patchset",
+        folder / "patchset.json",
+        "--format",
+        "json",
+        env_dir=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    results = _strict_json(out.stdout)["results"]
+    assert len(results) == 91
+    failed = [r for r in results if r["error"] is not None]
+    assert [r["patch"] for r in failed] == ["3Lconfig_MLL_v2p2_CRs_C1N2_WZ_150_50_3L_2L7"]
+    assert "parameter of interest 'mu_Sig'" in failed[0]["error"]
+    assert failed[0]["cls_obs"] is None and failed[0]["cls_exp"] == [None] * 5
+    computed = [r for r in results if r["error"] is None]
+    assert len(computed) == 90 and all(0.0 <= r["cls_obs"] <= 1.0 for r in computed)
+    assert "1 of 91 points could not be evaluated" in out.stderr
+
+
+def test_cls_table_and_json_show_a_limit_above_the_poi_bound(bundle, tmp_path):
+    root, ws, ps = bundle
+    # A signal so small that CLs stays above 0.05 up to the POI's upper bound of 10.
+    ps["patches"][0]["patch"][0]["value"]["data"] = [0.01, 0.01, 0.01]
+    (root / "RegionA" / "patchset.json").write_text(json.dumps(ps))
+    name = ps["patches"][0]["metadata"]["name"]
+    args = [
+        "cls",
+        root / "RegionA" / "BkgOnly.json",
+        "--patchset",
+        root / "RegionA" / "patchset.json",
+    ]
+    args += ["--patch", name, "--upper-limit"]
+    out = manage(*args, "--format", "json", env_dir=tmp_path)
+    (r,) = _strict_json(out.stdout)["results"]
+    assert r["mu_up_obs"] is None and r["limit_above_poi_bound"] is True
+    assert r["limit_above_poi_bound_exp"] == [True] * 5 and r["poi_upper_bound"] == 10.0
+    assert r["converged"] is True and r["limits_converged"] is True
+    assert "above the upper bound of the POI (10)" in r["null_reasons"]["mu_up_obs"]
+    table = manage(*args, env_dir=tmp_path)
+    row = table.stdout.splitlines()[1]
+    assert row.count("> 10") == 2 and "NOT CONVERGED" not in row
+
+
+def test_cls_json_never_prints_a_nan_token(bundle, monkeypatch, capsys):
+    """Whatever the fits give, the JSON has null and a reason: a NaN from the engine becomes
+    null at the result's construction, and the dump itself refuses NaN as a last guard."""
+    from django.core.management import call_command
+
+    from reinterpret import services
+    from reinterpret.fitter import PointResult
+
+    root, _, ps = bundle
+
+    def nan_results(workspaces, options, measurement, codes):
+        return [
+            PointResult(
+                index=i,
+                cls_obs=float("nan"),
+                cls_exp=(float("nan"), 0.1, 0.2, float("inf"), 0.4),
+                mu_hat=1.0,
+                mu_hat_error=0.5,
+                twice_nll=float("nan"),
+                q_obs=float("nan"),
+                q_asimov=1.0,
+                converged=False,
+                warnings=("fixed-POI fit did not converge (likelihood not finite)",),
+            )
+            for i in range(len(workspaces))
+        ]
+
+    monkeypatch.setattr(services, "evaluate_points", nan_results)
+    name = ps["patches"][0]["metadata"]["name"]
+    call_command(
+        "cls",
+        str(root / "RegionA" / "BkgOnly.json"),
+        "--patchset",
+        str(root / "RegionA" / "patchset.json"),
+        "--patch",
+        name,
+        "--format",
+        "json",
+    )
+    (r,) = _strict_json(capsys.readouterr().out)["results"]
+    assert r["cls_obs"] is None and r["twice_nll"] is None
+    assert r["cls_exp"] == [None, 0.1, 0.2, None, 0.4]
+    assert set(r["null_reasons"]) == {"cls_obs", "cls_exp[0]", "cls_exp[3]", "twice_nll"}
+    assert all("not a finite number" in why for why in r["null_reasons"].values())

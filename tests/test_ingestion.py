@@ -10,10 +10,11 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from hepstore import blobs, services
-from hepstore.errors import PermissionDenied
+from hepstore.errors import AlreadyStored, PermissionDenied
 from hepstore.jsonio import canonical_bytes
 from hepstore.models import Analysis, AnalysisVersion, Blob, Likelihood, SignalPoint
 from hepstore.services import Publication, ingest_paths
+from tests.conftest import write_bundle
 
 pytestmark = pytest.mark.django_db
 PUB = Publication(
@@ -37,8 +38,8 @@ def test_valid_submission_is_stored_with_its_signal_points(bundle, isolated_blob
     lh = Likelihood.objects.get()
     assert lh.region == "RegionA" and lh.labels == ["m1", "m2"]
     assert lh.signals.count() == len(ps["patches"])
-    # The background, the patchset, and each point's patch on its own.
-    assert len(stored_files(isolated_blobs)) == 2 + len(ps["patches"])
+    # The background and the patchset (canonical and as published), each point's patch.
+    assert len(stored_files(isolated_blobs)) == 4 + len(ps["patches"])
     assert blobs.read_json(lh.patchset_id) == ps
     point = lh.signals.get(name=ps["patches"][3]["metadata"]["name"])
     assert blobs.read_json(point.patch_id) == ps["patches"][3]["patch"]
@@ -68,14 +69,35 @@ def test_failure_part_way_leaves_no_rows_and_no_files(bundle, isolated_blobs, mo
     assert stored_files(isolated_blobs) == []
 
 
-def test_resubmission_becomes_the_next_version_and_blobs_are_deduplicated(bundle, isolated_blobs):
-    root, _, ps = bundle
+def test_changed_resubmission_becomes_the_next_version_and_blobs_are_deduplicated(
+    bundle, isolated_blobs
+):
+    root, ws, ps = bundle
     ingest_paths([root], PUB)
+    ps["patches"].pop()
+    write_bundle(root, ws, ps)
     _, v2 = ingest_paths([root], PUB)
     assert v2.number == 2 and Analysis.objects.count() == 1
     assert AnalysisVersion.objects.count() == 2
-    stored = 2 + len(ps["patches"])
+    # One background and two patchsets, each canonical and as published, and the points'
+    # patches stored once.
+    stored = 2 * 3 + len(ps["patches"]) + 1
     assert Blob.objects.count() == stored and len(stored_files(isolated_blobs)) == stored
+
+
+def test_identical_resubmission_names_the_existing_version_and_stores_nothing(
+    bundle, isolated_blobs
+):
+    root, _, _ = bundle
+    ingest_paths([root], PUB)
+    before = stored_files(isolated_blobs)
+    with pytest.raises(AlreadyStored) as caught:
+        ingest_paths([root], PUB)
+    assert caught.value.status == 409
+    analysis = Analysis.objects.get()
+    assert f"version 1 of analysis {analysis.pk}" in caught.value.message
+    assert AnalysisVersion.objects.count() == 1
+    assert stored_files(isolated_blobs) == before
 
 
 def test_only_members_may_submit_for_a_collaboration(bundle):

@@ -183,3 +183,102 @@ def test_deeply_nested_json_is_refused_without_crashing(tmp_path, example_docs):
     (root / "RegionA" / "BkgOnly.json").write_text("[" * 100000 + "]" * 100000)
     report, _ = validate_paths([root])
     assert any("nested deeper" in p.message for p in report.errors)
+
+
+# ------------------------------------------------ validator and fitter agree (issue 15)
+
+
+def _redigest(ws, ps):
+    ps["metadata"]["digests"]["sha256"] = patchset_digest(ws)
+
+
+def test_an_empty_patch_is_accepted_with_a_warning_naming_it(tmp_path, example_docs):
+    ws, ps = example_docs
+    ps["patches"][3]["patch"] = []
+    name = ps["patches"][3]["metadata"]["name"]
+    report = report_for(tmp_path, ws, ps)
+    assert report.valid, errors(report)
+    (warning,) = [p for p in report.problems if p.severity == "warning"]
+    assert warning.pointer == "/patches/3/patch" and name in warning.message
+    assert "empty" in warning.message
+
+
+def test_patches_using_lumi_without_its_settings_are_refused_once_with_a_pointer(
+    tmp_path, example_docs
+):
+    ws, ps = example_docs
+    lumi = ws["measurements"][0]["config"]["parameters"][0]
+    assert lumi["name"] == "lumi"
+    del lumi["auxdata"], lumi["sigmas"]
+    _redigest(ws, ps)
+    report = report_for(tmp_path, ws, ps)
+    assert_error(
+        report,
+        "patchset",
+        "/patches/0/patch",
+        [
+            "cannot be built into a model",
+            "lumi parameter 'lumi' needs auxdata and sigmas",
+            "(and 17 other patches)",
+            "(at /measurements/0/config/parameters/0)",
+        ],
+    )
+    assert len(report.errors) == 1  # one cause, one problem: not one per patch
+
+
+def test_what_the_schema_allows_but_the_fitter_cannot_build_is_refused(tmp_path, example_docs):
+    ws, ps = example_docs
+    # A signal normfactor named like the lumi parameter: one name, two incompatible types.
+    sample = ps["patches"][1]["patch"][0]["value"]
+    sample["modifiers"].append({"name": "lumi", "type": "normfactor", "data": None})
+    # Two initial values for a one-component parameter.
+    ws["measurements"][0]["config"]["parameters"].append(
+        {"name": "signal_theory", "inits": [0.0, 0.0]}
+    )
+    _redigest(ws, ps)
+    report = report_for(tmp_path, ws, ps)
+    assert_error(report, "patchset", "/patches/1/patch", ["incompatible modifier types"])
+    assert_error(report, "patchset", "/patches/0/patch", ["has 1 components but 2 inits"])
+
+
+def test_a_workspace_without_patches_must_be_buildable_itself(tmp_path, example_docs):
+    ws, _ = example_docs
+    full = json.loads(json.dumps(ws))
+    from hepstore.examples import signal_patch
+    from hepstore.patching import apply
+
+    full = apply(full, signal_patch(500, 100))
+    full["measurements"][0]["config"]["parameters"][0].pop("sigmas")
+    report = report_for(tmp_path, full)
+    assert_error(
+        report, "BkgOnly", "/measurements/0/config/parameters/0", ["needs auxdata and sigmas"]
+    )
+
+
+def test_no_spurious_warnings_for_what_the_patches_supply_or_the_spec_allows(
+    tmp_path, example_docs
+):
+    ws, ps = example_docs
+    # The measurement sets up the POI, which only the signal patches bring in.
+    ws["measurements"][0]["config"]["parameters"].append({"name": "mu_SIG", "bounds": [[0, 5]]})
+    ps["metadata"]["analysis_name"] = "an extra metadata key (the specification allows them)"
+    _redigest(ws, ps)
+    report = report_for(tmp_path, ws, ps)
+    assert report.valid and report.problems == [], report.problems
+    # A parameter nothing uses is still warned about.
+    ws["measurements"][0]["config"]["parameters"].append({"name": "unused", "fixed": True})
+    _redigest(ws, ps)
+    problems = report_for(tmp_path / "again", ws, ps).problems
+    assert [p.severity for p in problems] == ["warning"] and "'unused'" in problems[0].message
+
+
+def test_published_patchset_with_an_empty_patch_validates_with_one_warning():
+    from tests.shared_data import require_shared
+
+    root = require_shared("3l-offshell-simplified")
+    report, regions = validate_paths([root])
+    assert report.valid, errors(report)
+    (warning,) = report.problems
+    assert warning.severity == "warning" and warning.pointer == "/patches/8/patch"
+    assert "3Lconfig_MLL_v2p2_CRs_C1N2_WZ_150_50_3L_2L7" in warning.message
+    assert regions[0].summary["signal_points"] == 91

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from hepstore import citations
 from hepstore.models import Analysis, AnalysisVersion, Likelihood, SignalPoint
 
 
@@ -29,6 +30,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api-analysis-detail")
     collaboration = serializers.CharField(source="collaboration.name")
     latest_version = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
 
     class Meta:
         model = Analysis
@@ -45,7 +47,16 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "year",
             "created",
             "latest_version",
+            "links",
         ]
+
+    def get_links(self, obj) -> dict[str, str]:
+        """INSPIRE, HEPData, arXiv and DOI addresses, and the portal's citable record."""
+        found = citations.links(obj)
+        request = self.context.get("request")
+        record = citations.record_path(obj)
+        found["record"] = request.build_absolute_uri(record) if request else record
+        return found
 
     def get_latest_version(self, obj) -> int | None:
         numbers = [v.number for v in obj.versions.all()]
@@ -107,10 +118,14 @@ class SubmissionSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=500)
     collaboration = serializers.CharField(max_length=100)
     abstract = serializers.CharField(required=False, allow_blank=True, default="")
-    inspire_id = serializers.IntegerField(required=False, allow_null=True, default=None)
-    arxiv_id = serializers.CharField(required=False, allow_blank=True, default="")
-    doi = serializers.CharField(required=False, allow_blank=True, default="")
-    year = serializers.IntegerField(required=False, allow_null=True, default=None)
+    inspire_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=2**31 - 1
+    )
+    arxiv_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=40)
+    doi = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    year = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=0, max_value=9999
+    )
     keywords = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     label_info = serializers.JSONField(
         required=False,
@@ -139,3 +154,70 @@ class SubmissionSerializer(serializers.Serializer):
 
 class ValidateSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="archive, submission files or JSON documents")
+
+
+class ReportProblemSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    pointer = serializers.CharField(help_text="JSON pointer inside the file")
+    severity = serializers.ChoiceField(choices=["error", "warning"])
+    message = serializers.CharField()
+
+
+class ReportSerializer(serializers.Serializer):
+    """A validation report (what POST validate answers)."""
+
+    valid = serializers.BooleanField()
+    problems = ReportProblemSerializer(many=True)
+    summary = serializers.DictField(help_text="counts per region: channels, bins, parameters, ...")
+
+
+class SubmissionResultSerializer(serializers.Serializer):
+    analysis = AnalysisDetailSerializer()
+    version = serializers.IntegerField()
+    report = ReportSerializer()
+
+
+class SearchParamsSerializer(serializers.Serializer):
+    """The query parameters of the search (their ranges are those of SearchQuery)."""
+
+    q = serializers.CharField(required=False, allow_blank=True, help_text="free text, ranked")
+    collaboration = serializers.CharField(required=False, allow_blank=True)
+    year = serializers.IntegerField(required=False, min_value=0, max_value=9999)
+    modifier_type = serializers.CharField(required=False, allow_blank=True)
+    label = serializers.CharField(required=False, allow_blank=True, help_text="a signal-grid label")
+    label_min = serializers.FloatField(
+        required=False,
+        min_value=-1e300,
+        max_value=1e300,
+        help_text="with label: some signal point has label >= label_min (without: 400)",
+    )
+    label_max = serializers.FloatField(
+        required=False,
+        min_value=-1e300,
+        max_value=1e300,
+        help_text="with label: some signal point has label <= label_max (without: 400)",
+    )
+    npars_min = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    npars_max = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    sort = serializers.ChoiceField(choices=["relevance", "date"], required=False)
+    page = serializers.IntegerField(required=False, min_value=1, max_value=10**6)
+
+
+class SearchHitSerializer(serializers.Serializer):
+    likelihood = serializers.IntegerField()
+    analysis = serializers.IntegerField()
+    title = serializers.CharField()
+
+
+class FacetSerializer(serializers.Serializer):
+    value = serializers.JSONField()
+    count = serializers.IntegerField()
+
+
+class SearchResultSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    backend = serializers.CharField()
+    hits = SearchHitSerializer(many=True, help_text="with highlights and more fields")
+    facets = serializers.DictField(child=FacetSerializer(many=True))

@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from hepstore.api import views
@@ -10,8 +10,11 @@ router.register("analyses", views.AnalysisViewSet, basename="api-analysis")
 router.register("likelihoods", views.LikelihoodViewSet, basename="api-likelihood")
 
 urlpatterns = [
-    path("validate", views.ValidateView.as_view(), name="api-validate"),
-    path("submissions", views.SubmissionView.as_view(), name="api-submissions"),
-    path("search/", views.SearchView.as_view(), name="api-search"),
+    re_path(r"^validate/?$", views.ValidateView.as_view(), name="api-validate"),
+    re_path(r"^submissions/?$", views.SubmissionView.as_view(), name="api-submissions"),
+    re_path(r"^search/?$", views.SearchView.as_view(), name="api-search"),
+    re_path(
+        r"^records/ins(?P<inspire_id>[0-9]{1,12})/?$", views.RecordView.as_view(), name="api-record"
+    ),
     path("", include(router.urls)),
 ]

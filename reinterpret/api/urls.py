@@ -1,43 +1,78 @@
-from django.urls import path, re_path
+from django.urls import include, path, re_path
+from rest_framework.routers import SimpleRouter
 
-from reinterpret.api import views
+from hepstore.converters import ID_REGEX
+from reinterpret.api import combinations, views
 
+ID = f"(?P<pk>{ID_REGEX})"
+router = SimpleRouter()
+router.trailing_slash = "/?"
+router.register("jobs", views.JobViewSet, basename="api-job")
+
+# Every path is served with and without the trailing slash.
 urlpatterns = [
-    path(
-        "likelihoods/<int:pk>/signals/<str:name>/result",
-        views.point_result,
+    re_path(
+        rf"^likelihoods/{ID}/signals/result/?$",
+        views.PointResultByValuesView.as_view(),
+        name="api-point-result-by-values",
+    ),
+    re_path(
+        rf"^likelihoods/{ID}/signals/(?P<name>[^/]+)/result/?$",
+        views.PointResultView.as_view(),
         name="api-point-result",
     ),
     re_path(
-        r"^likelihoods/(?P<pk>[0-9]+)/signals/(?P<name>[^/]+)/(?P<kind>yields|pulls)"
+        rf"^likelihoods/{ID}/signals/(?P<name>[^/]+)/(?P<kind>yields|pulls)"
         r"\.(?P<fmt>svg|png|pdf)$",
-        views.point_figure,
+        views.PointFigureView.as_view(),
         name="api-point-figure",
     ),
-    path(
-        "likelihoods/<int:pk>/custom/<str:digest>/result",
-        views.custom_result,
+    re_path(
+        rf"^likelihoods/{ID}/custom/(?P<digest>[^/]+)/result/?$",
+        views.CustomResultView.as_view(),
         name="api-custom-result",
     ),
     re_path(
-        r"^likelihoods/(?P<pk>[0-9]+)/custom/(?P<digest>[0-9a-f]{64})/(?P<kind>yields|pulls)"
+        rf"^likelihoods/{ID}/custom/(?P<digest>[0-9a-f]{{64}})/(?P<kind>yields|pulls)"
         r"\.(?P<fmt>svg|png|pdf)$",
-        views.custom_figure,
+        views.CustomFigureView.as_view(),
         name="api-custom-figure",
     ),
-    path("likelihoods/<int:pk>/reinterpret", views.reinterpret, name="api-reinterpret"),
-    path("likelihoods/<int:pk>/scan", views.scan, name="api-scan"),
-    path("jobs/", views.job_list, name="api-jobs"),
-    path("jobs/<int:pk>", views.job_detail, name="api-job"),
-    path("jobs/<int:pk>/cancel", views.job_cancel, name="api-job-cancel"),
     re_path(
-        r"^jobs/(?P<pk>[0-9]+)/(?P<kind>exclusion|upper-limits)\.(?P<fmt>svg|png|pdf)$",
-        views.job_figure,
-        name="api-job-figure",
+        rf"^likelihoods/{ID}/reinterpret/?$",
+        views.ReinterpretView.as_view(),
+        name="api-reinterpret",
+    ),
+    re_path(rf"^likelihoods/{ID}/scan/?$", views.ScanView.as_view(), name="api-scan"),
+    re_path(r"^combinations/?$", combinations.combination_list, name="api-combinations"),
+    re_path(
+        r"^combinations/validate/?$",
+        combinations.combination_validate,
+        name="api-combination-validate",
+    ),
+    re_path(rf"^combinations/{ID}/?$", combinations.combination_detail, name="api-combination"),
+    re_path(
+        rf"^combinations/{ID}/points/?$",
+        combinations.combination_points,
+        name="api-combination-points",
     ),
     re_path(
-        r"^jobs/(?P<pk>[0-9]+)/contour\.(?P<fmt>json|csv)$",
-        views.job_contour,
-        name="api-job-contour",
+        rf"^combinations/{ID}/points/(?P<name>[^/]+)/result/?$",
+        combinations.combination_point_result,
+        name="api-combination-point-result",
     ),
+    re_path(
+        rf"^combinations/{ID}/reinterpret/?$",
+        combinations.combination_reinterpret,
+        name="api-combination-reinterpret",
+    ),
+    re_path(
+        rf"^combinations/{ID}/scan/?$", combinations.combination_scan, name="api-combination-scan"
+    ),
+    re_path(
+        rf"^combinations/{ID}/scans/(?P<job>{ID_REGEX})/contour.svg$",
+        combinations.combination_contour_svg,
+        name="api-combination-contour",
+    ),
+    path("", include(router.urls)),
 ]

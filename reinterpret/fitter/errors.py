@@ -6,4 +6,10 @@ class FitterError(Exception):
 
 
 class ModelError(FitterError):
-    """The workspace cannot be compiled into a model (inconsistent or unsupported content)."""
+    """The workspace cannot be compiled into a model (inconsistent or unsupported content).
+
+    pointer, when known, is the JSON pointer of the offending part of the workspace."""
+
+    def __init__(self, message: str, pointer: str | None = None):
+        super().__init__(message)
+        self.pointer = pointer

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import ndtri
 
 from reinterpret.fitter import asymptotics
 from reinterpret.fitter.errors import FitterError
 from reinterpret.fitter.model import ModelBatch
 from reinterpret.fitter.optimize import FitOptions, FitOutcome, minimize
+from reinterpret.fitter.results import PointResult, limit_fields
 
 ENGINE_VERSION = "1.0.0"
 
@@ -30,41 +30,6 @@ class InferenceOptions:
     @property
     def asimov_mu(self) -> float:
         return 1.0 if self.test_stat == "q0" else 0.0
-
-
-@dataclass(frozen=True)
-class PointResult:
-    """Result for one model of the batch. CLs values are at mu_test; cls_exp and mu_up_exp run
-    from -2 sigma to +2 sigma. twice_nll is -2 log L at the best fit (HistFactory convention).
-    With the discovery statistic q0, cls_obs/cls_exp hold p0 and `significance` is its Z."""
-
-    index: int
-    cls_obs: float
-    cls_exp: tuple[float, ...]
-    mu_hat: float
-    mu_hat_error: float | None
-    twice_nll: float
-    q_obs: float
-    q_asimov: float
-    converged: bool
-    warnings: tuple[str, ...] = ()
-    mu_up_obs: float | None = None
-    mu_up_exp: tuple[float, ...] | None = None
-
-    @property
-    def significance(self) -> float:
-        """Z = Phi^-1(1 - p); meaningful for the discovery statistic q0."""
-        return float(ndtri(1.0 - self.cls_obs))
-
-    def __repr__(self) -> str:
-        exp = ", ".join(f"{x:.4g}" for x in self.cls_exp)
-        text = (
-            f"PointResult(#{self.index} CLs={self.cls_obs:.4g} exp=[{exp}] "
-            f"mu_hat={self.mu_hat:.4g} 2nll={self.twice_nll:.6g}"
-        )
-        if self.mu_up_obs is not None:
-            text += f" mu_up={self.mu_up_obs:.4g}"
-        return text + ("" if self.converged else " NOT CONVERGED") + ")"
 
 
 @dataclass
@@ -195,42 +160,60 @@ def hypotest(model: ModelBatch, options: InferenceOptions | None = None) -> list
     errors = _poi_errors(model, fits.free)
     limits = upper_limits(model, fits, options) if options.upper_limit else None
 
-    results = []
-    names = (
-        "global fit",
-        "fixed-POI fit",
-        "background-only fit",
-        "Asimov global fit",
-        "Asimov fixed-POI fit",
-    )
+    return _assemble(model, fits, q_obs, q_a, cls_obs, cls_exp, errors, limits)
+
+
+_FIT_NAMES = (
+    "global fit",
+    "fixed-POI fit",
+    "background-only fit",
+    "Asimov global fit",
+    "Asimov fixed-POI fit",
+)
+
+
+def _assemble(model, fits, q_obs, q_a, cls_obs, cls_exp, errors, limits):
+    """One PointResult per model: CLs converged when its fits did; limits flagged apart."""
+    poi = model.poi_index
     outcomes = (fits.free, fits.fixed_mu, fits.background, fits.asimov_free, fits.asimov_fixed_mu)
+    results = []
     for b in range(model.size):
         warnings = [
             f"{name} did not converge ({out.messages[b]})"
-            for name, out in zip(names, outcomes, strict=True)
+            for name, out in zip(_FIT_NAMES, outcomes, strict=True)
             if not out.converged[b]
         ]
-        up_obs = up_exp = None
+        converged = not warnings
+        reasons = {}
+        if errors[b] is None:
+            reasons["mu_hat_error"] = (
+                "the parameter of interest is fixed"
+                if model.fixed[b, poi]
+                else "the Hessian of the global fit gives no positive variance for the POI"
+            )
+        extra: dict = {}
         if limits is not None:
             values, ok = limits
-            if not ok[b].all():
-                warnings.append("upper limit not bracketed within the POI bounds")
-            up_obs = float(values[b, 0])
-            up_exp = tuple(float(x) for x in values[b, 1:])
+            lim, limit_warnings = limit_fields(
+                values[b], ok[b], float(model.upper[b, poi]), float(model.lower[b, poi])
+            )
+            extra = lim["fields"]
+            reasons.update(lim["null_reasons"])
+            warnings += limit_warnings
         results.append(
             PointResult(
                 index=b,
                 cls_obs=float(cls_obs[b]),
                 cls_exp=tuple(float(x) for x in cls_exp[b]),
-                mu_hat=float(fits.free.theta[b, model.poi_index]),
+                mu_hat=float(fits.free.theta[b, poi]),
                 mu_hat_error=errors[b],
                 twice_nll=float(2.0 * fits.free.nll[b]),
                 q_obs=float(q_obs[b]),
                 q_asimov=float(q_a[b]),
-                converged=not warnings,
+                converged=converged,
                 warnings=tuple(warnings),
-                mu_up_obs=up_obs,
-                mu_up_exp=up_exp,
+                null_reasons=reasons,
+                **extra,
             )
         )
     return results

@@ -98,8 +98,16 @@ def read_workspace(
     measurement: str | None = None,
     cache: dict | None = None,
     common: frozenset | None = None,
+    check_data: bool = False,
 ) -> WorkspaceSpec:
     """Collect channels, samples, modifiers and parameter settings of a workspace.
+
+    Raises ModelError (with the JSON pointer of the offending part where it is known) for a
+    workspace that cannot be evaluated. With check_data, also the data of the (numerous)
+    normsys and histosys modifiers are checked for the shape and values the model reads (a
+    few microseconds per modifier: the validator asks for it, so what validates is what can
+    be evaluated; compiling does not, and asks again only for points that fail to compile,
+    to say where they fail).
 
     cache (optional, shared between calls) reuses what was read from a sample object that
     several workspaces share, as signal points patched from one background workspace do; the
@@ -108,6 +116,15 @@ def read_workspace(
     require of the parameters is collected once for the batch, and only the other samples'
     requirements are collected per workspace.
     """
+    try:
+        return _read_workspace(workspace, measurement, cache, common, check_data)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # The schema rules these out; a workspace that skipped validation still gets a
+        # clear error, not a traceback.
+        raise ModelError(f"the workspace is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_workspace(workspace, measurement, cache, common, check_data) -> WorkspaceSpec:
     meas = choose_measurement(workspace, measurement)
     config = meas.get("config", {})
     poi = config.get("poi")
@@ -125,19 +142,24 @@ def read_workspace(
     shared = base or _Requirements()
     own = _Requirements()
     offset = 0
-    for channel in workspace["channels"]:
+    for c, channel in enumerate(workspace["channels"]):
         cname = channel["name"]
         if cname not in observations:
-            raise ModelError(f"channel {cname!r} has no observation")
+            raise ModelError(f"channel {cname!r} has no observation", f"/channels/{c}/name")
         nbins = len(observations[cname])
         channels.append((cname, nbins))
         for sample in channel["samples"]:
             key = (id(sample), cname, offset, nbins)
             hit = cache.get(key)
-            if hit is None or hit[0] is not sample:
-                hit = (sample, *_read_sample(sample, cname, offset, nbins))
+            if hit is None or hit[0] is not sample or (check_data and not hit[3]):
+                try:
+                    hit = (sample, *_read_sample(sample, cname, offset, nbins, check_data))
+                except ModelError as exc:
+                    s = next(i for i, x in enumerate(channel["samples"]) if x is sample)
+                    where = f"/channels/{c}/samples/{s}"
+                    raise ModelError(str(exc), where + (exc.pointer or "")) from None
                 cache[key] = hit
-            _, spec, grouped = hit
+            _, spec, grouped, _ = hit
             if key not in common:
                 own.add(grouped)
             elif base is None:
@@ -154,9 +176,17 @@ def read_workspace(
             types = shared.types.get(name, set()) | own.types[name]
         else:
             reqs, types = shared.reqs[name], shared.types[name]
-        parameters[name] = _cached_parameter(name, reqs, types, user.get(name, NO_SETTINGS), cache)
+        try:
+            parameters[name] = _cached_parameter(
+                name, reqs, types, user.get(name, NO_SETTINGS), cache
+            )
+        except ModelError as exc:
+            raise ModelError(str(exc), _parameter_pointer(workspace, meas, name)) from None
     if poi not in parameters:
-        raise ModelError(f"the parameter of interest {poi!r} is not a modifier of any sample")
+        raise ModelError(
+            f"the parameter of interest {poi!r} is not a modifier of any sample",
+            f"{_measurement_pointer(workspace, meas)}/config/poi",
+        )
     return WorkspaceSpec(channels, observations, samples, parameters, poi)
 
 
@@ -182,22 +212,143 @@ def _cached_parameter(name: str, reqs: list, types: set[str], setting: dict, cac
     return hit[2]
 
 
-def _read_sample(sample: dict, cname: str, offset: int, nbins: int):
-    """The sample's spec and, per parameter name, what its modifiers require of it."""
+def _read_sample(sample: dict, cname: str, offset: int, nbins: int, check_data: bool):
+    """The sample's spec, per parameter name what its modifiers require of it, and whether
+    the modifiers' data were checked."""
+    if check_data:
+        _numbers(sample["data"], None, f"sample {sample['name']!r}", "/data")
     nominal = [float(x) for x in sample["data"]]
     if len(nominal) != nbins:
         raise ModelError(
             f"sample {sample['name']!r} in channel {cname!r} has {len(nominal)} bins, "
-            f"the observation has {nbins}"
+            f"the observation has {nbins}",
+            "/data",
         )
     mods = []
     grouped: dict[str, list[tuple[str, dict]]] = {}
-    for mod in sample.get("modifiers", []):
+    for m, mod in enumerate(sample.get("modifiers", [])):
         mtype, mname, data = mod["type"], mod["name"], mod.get("data")
+        # Unchecked, only the numerous normsys and histosys are skipped: the model refuses
+        # their wrong shapes, and their non-finite values give a null result with a reason.
+        if (check_data or mtype not in ("normsys", "histosys")) and not _modifier_ok(
+            mtype, data, nbins
+        ):
+            _explain_modifier(mtype, mname, data, nbins, sample["name"], cname, f"/modifiers/{m}")
         mods.append((mname, mtype, data))
         info = {"channel": cname, "nbins": nbins, "nominal": nominal, "data": data}
         grouped.setdefault(mname, []).append((mtype, info))
-    return SampleSpec(cname, sample["name"], offset, nominal, mods), grouped
+    keys = [(mname, mtype) for mname, mtype, _ in mods] if check_data else []
+    if len(set(keys)) != len(keys):  # unchecked, the model refuses it (without the place)
+        m, (mname, mtype) = next((i, k) for i, k in enumerate(keys) if k in keys[:i])
+        raise ModelError(
+            f"modifier {mname!r} ({mtype}) appears twice on sample {sample['name']!r}",
+            f"/modifiers/{m}",
+        )
+    return SampleSpec(cname, sample["name"], offset, nominal, mods), grouped, check_data
+
+
+MODIFIER_TYPES = (
+    "normfactor",
+    "shapefactor",
+    "normsys",
+    "histosys",
+    "lumi",
+    "staterror",
+    "shapesys",
+)
+
+
+def _finite_list(values, nbins: int | None) -> bool:
+    """True for a list of finite numbers (nbins of them when nbins is given). Runs for every
+    modifier of every sample read: one sum, not a loop in Python."""
+    if not isinstance(values, list) or (nbins is not None and len(values) != nbins):
+        return False
+    try:
+        total = sum(values)  # NaN or an infinity anywhere makes the sum non-finite
+    except TypeError:
+        return False
+    return isinstance(total, int | float) and math.isfinite(total)
+
+
+def _numbers(values, nbins: int | None, what: str, where: str) -> list:
+    """values when _finite_list accepts them, else ModelError saying what is wrong."""
+    if _finite_list(values, nbins):
+        return values
+    if _finite_list(values, None):
+        raise ModelError(f"{what} does not have {nbins} bins (it has {len(values)})", where)
+    raise ModelError(f"{what} must be a list of finite numbers", where)
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def _modifier_ok(mtype: str, data, nbins: int) -> bool:
+    """Whether the modifier has the data its type needs, in the shape the model reads it.
+    Runs for every modifier of every sample read, so it only answers yes or no."""
+    if mtype == "normsys":
+        return isinstance(data, dict) and _positive(data.get("hi")) and _positive(data.get("lo"))
+    if mtype == "histosys":
+        return (
+            isinstance(data, dict)
+            and _finite_list(data.get("hi_data"), nbins)
+            and _finite_list(data.get("lo_data"), nbins)
+        )
+    if mtype in ("staterror", "shapesys"):
+        return _finite_list(data, nbins) and min(data, default=0.0) >= 0
+    return mtype in MODIFIER_TYPES
+
+
+def _explain_modifier(mtype, mname, data, nbins, sample, cname, where) -> None:
+    """Raise the ModelError saying what is wrong with a modifier _modifier_ok refused."""
+
+    def what() -> str:
+        return f"{mtype} {mname!r} of sample {sample!r} in channel {cname!r}"
+
+    if mtype == "normsys":
+        if not isinstance(data, dict):
+            raise ModelError(f"{what()} needs data {{'hi': factor, 'lo': factor}}", where + "/data")
+        for key in ("hi", "lo"):
+            if not _positive(data.get(key)):
+                raise ModelError(
+                    f"{what()} needs a positive finite {key!r} factor", f"{where}/data/{key}"
+                )
+    elif mtype == "histosys":
+        if not isinstance(data, dict):
+            raise ModelError(
+                f"{what()} needs data {{'hi_data': [...], 'lo_data': [...]}}", where + "/data"
+            )
+        for key in ("hi_data", "lo_data"):
+            if not _finite_list(data.get(key), nbins):
+                # The wording "histosys of sample ... not have N bins" is the model's own.
+                _numbers(
+                    data.get(key),
+                    nbins,
+                    f"{key} of a histosys of sample {sample!r} in channel {cname!r} ({mname!r})",
+                    f"{where}/data/{key}",
+                )
+    elif mtype in ("staterror", "shapesys"):
+        if not _finite_list(data, nbins):
+            _numbers(data, nbins, what(), where + "/data")
+        if min(data, default=0.0) < 0:
+            raise ModelError(f"{what()} has a negative uncertainty", where + "/data")
+    elif mtype not in MODIFIER_TYPES:
+        raise ModelError(f"unknown modifier type {mtype!r} of {mname!r}", where + "/type")
+    raise ModelError(f"{what()} has data the fitter cannot read", where + "/data")
+
+
+def _measurement_pointer(workspace: dict, meas: dict) -> str:
+    index = next(i for i, m in enumerate(workspace["measurements"]) if m is meas)
+    return f"/measurements/{index}"
+
+
+def _parameter_pointer(workspace: dict, meas: dict, name: str) -> str:
+    """Where the measurement sets the parameter up (or would)."""
+    base = f"{_measurement_pointer(workspace, meas)}/config/parameters"
+    for p, par in enumerate(meas.get("config", {}).get("parameters", [])):
+        if par.get("name") == name:
+            return f"{base}/{p}"
+    return base
 
 
 def _parameter(
@@ -228,7 +379,7 @@ def _parameter(
         spec = _staterror(name, reqs, nbins)
     elif mtype == "shapesys":
         spec = _shapesys(name, reqs, nbins)
-    else:
+    else:  # _check_modifier_data refuses other types first
         raise ModelError(f"unknown modifier type {mtype!r} for parameter {name!r}")
     spec.modifier_types = set(types)
     _apply_user_settings(spec, user)

@@ -152,6 +152,16 @@ def exclusion_plot(
         handles.append(
             Line2D([], [], marker="o", linestyle="", color="#888888", label="Signal points")
         )
+        if (~has).any():
+            # Points without an observed CLs: those that could not be evaluated (their error)
+            # and those whose CLs is null (its reason is in the result).
+            failed = sum(1 for p in usable if p.get("error"))
+            nulls = int((~has).sum()) - failed
+            parts = [f"{failed} not evaluated"] if failed else []
+            parts += [f"{nulls} with CLs null"] if nulls else []
+            handles.append(
+                Line2D([], [], marker="x", linestyle="", color="#555555", label="; ".join(parts))
+            )
         # Upper left: where a mass grid has no points (the lighter particle is lighter).
         ax.legend(handles=handles, loc="upper left", fontsize="small", frameon=True)
         heading = _title(contour, title)

@@ -12,10 +12,13 @@
     return m ? m[1] : "";
   }
 
-  async function call(method, url, body) {
+  // A job made anonymously is seen only with the secret token returned when it was made.
+  async function call(method, url, body, token) {
+    const headers = { "Content-Type": "application/json", "X-CSRFToken": csrf() };
+    if (token) headers["X-Job-Token"] = token;
     const response = await fetch(url, {
       method,
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({}));
@@ -26,6 +29,15 @@
     }
     return { status: response.status, data };
   }
+
+  // A number of a result as text: "— (reason)" for null, "> 10" for a limit above the
+  // upper bound of the POI.
+  function shown(value, digits, reason, above, bound) {
+    if (above) return `> ${bound}`;
+    if (value === null || value === undefined) return `— (${reason || "no value"})`;
+    return value.toPrecision(digits);
+  }
+
 
   // The same writing of numbers as reinterpret/formatting.py.
   function fmtCls(x) {
@@ -98,6 +110,15 @@
       const row = document.querySelector(`tr[data-name="${CSS.escape(point.patch)}"]`);
       if (!row) continue;
       const cell = row.querySelector("td.cls");
+      if (point.error || point.cls_obs === null) {
+        // No number: say so, and why (a point that cannot be built, or a null CLs).
+        cell.textContent = point.error ? "not evaluated" : "—";
+        cell.title = point.error || (point.null_reasons || {}).cls_obs || "";
+        cell.className = "cls";
+        row.querySelector("td.verdict-cell").textContent = "";
+        continue;
+      }
+      cell.title = "";
       cell.textContent = fmtCls(point.cls_obs);
       const v = verdict(point.cls_obs);
       cell.className = "cls " + (v === "excluded" ? "excluded" : v ? "allowed" : "");
@@ -106,7 +127,8 @@
     if (!job.result.contour) return;
     const c = job.result.contour;
     const params = { x: c.x_label, y: c.y_label, fixed: c.fixed || {} };
-    const q = viewQuery(params);
+    // Anonymous owners read their job's downloads with its token.
+    const q = viewQuery(params) + (job.token ? `&token=${encodeURIComponent(job.token)}` : "");
     const base = `${api}/jobs/${job.id}`;
     const hasLimits = job.result.points.some((p) => "mu_up_obs" in p);
     const box = document.getElementById("contour");
@@ -141,13 +163,14 @@
   }
 
   async function follow(job, progress, status) {
+    const token = job.token;
     progress.hidden = false;
     while (!["succeeded", "failed", "cancelled"].includes(job.state)) {
       progress.max = job.progress.total || 1;
       progress.value = job.progress.done;
       if (status) status.textContent = `${job.state}: ${job.progress.done}/${job.progress.total} points`;
       await new Promise((r) => setTimeout(r, 700));
-      job = (await call("GET", `${api}/jobs/${job.id}`)).data;
+      job = { ...(await call("GET", `${api}/jobs/${job.id}`, undefined, token)).data, token };
     }
     progress.hidden = true;
     if (job.state !== "succeeded") throw new Error(`job ${job.state}: ${job.error}`);
@@ -161,23 +184,34 @@
     fillSlices(null);
     scanForm.x.addEventListener("change", () => fillSlices(null));
     scanForm.y.addEventListener("change", () => fillSlices(null));
-    call("GET", `${api}/jobs/?likelihood=${id}&kind=scan&state=succeeded`).then(({ data }) => {
-      const job = data.results[0];
-      if (!job || !job.result || !job.result.contour) return;
+    // The last scan made from this browser (its token is kept here), else one's own.
+    const key = `hepstore-scan-${id}`;
+    const saved = JSON.parse(localStorage.getItem(key) || "null");
+    const last = saved
+      ? call("GET", `${api}/jobs/${saved.id}`, undefined, saved.token)
+          .then(({ data }) => [{ ...data, token: saved.token }])
+      : call("GET", `${api}/jobs/?likelihood=${id}&kind=scan&state=succeeded`)
+          .then(({ data }) => data.results);
+    last.then((jobs) => {
+      const job = jobs[0];
+      if (!job || job.state !== "succeeded" || !job.result || !job.result.contour) return;
       scanForm.x.value = job.result.contour.x_label;
       scanForm.y.value = job.result.contour.y_label;
       fillSlices(job.result.contour.fixed || {});
       showScan(job);
       status.textContent = `last scan: ${job.finished}`;
-    });
+    }).catch(() => localStorage.removeItem(key));
     scanButton.addEventListener("click", async () => {
       scanButton.disabled = true;
       try {
         const params = chosen();
         if (params.x === params.y) throw new Error("choose two different labels for x and y");
         const body = { ...params, upper_limit: scanForm.upper_limit.checked };
-        const job = await follow((await call("POST", `${api}/likelihoods/${id}/scan`, body)).data,
-                                 progress, status);
+        const created = (await call("POST", `${api}/likelihoods/${id}/scan`, body)).data;
+        if (created.token) {
+          localStorage.setItem(key, JSON.stringify({ id: created.id, token: created.token }));
+        }
+        const job = await follow(created, progress, status);
         showScan(job);
         status.textContent = "done";
       } catch (e) {
@@ -213,15 +247,19 @@
                                         parseSignal(text));
       if (status === 202) data = (await follow(data, progress, null)).result;
       const digest = data.patch_sha256 || (data.inputs || {}).patch_sha256;
-      const exp = data.cls_exp.map(fmtCls).join(", ");
+      const why = data.null_reasons || {};
+      const exp = data.cls_exp.map((x, i) => shown(x, 3, why[`cls_exp[${i}]`])).join(", ");
+      const limit = shown(data.mu_up_obs, 4, why.mu_up_obs, data.limit_above_poi_bound,
+                          data.poi_upper_bound);
+      const known = data.cls_obs !== null;
       out.innerHTML = "";
       const box = document.createElement("div");
-      const v = verdict(data.cls_obs);
-      box.className = "verdict " + (v === "excluded" ? "invalid" : "valid");
+      box.className = "verdict " + (!known || data.cls_obs < 0.05 ? "invalid" : "valid");
       box.id = "custom-verdict";
-      box.textContent = `CLs obs = ${fmtCls(data.cls_obs)} (expected −2σ…+2σ: ${exp}); ` +
-        `μ̂ = ${fmtNumber(data.mu_hat)}; upper limit on μ = ${fmtNumber(data.mu_up_obs)}` +
-        (v ? ` — ${v} at 95% CL` : "");
+      box.textContent = `CLs obs = ${shown(data.cls_obs, 4, why.cls_obs)} ` +
+        `(expected −2σ…+2σ: ${exp}); μ̂ = ${shown(data.mu_hat, 3, why.mu_hat)}; ` +
+        `upper limit on μ = ${limit}` +
+        (!known ? "" : data.cls_obs < 0.05 ? " — excluded at 95% CL" : " — not excluded");
       out.appendChild(box);
       if (data.channels) {
         const note = document.createElement("p");

@@ -63,8 +63,25 @@ class Command(BaseCommand):
                 f"the input is not a valid workspace/patchset ({exc!r}); "
                 "run `manage.py validate` on it for details"
             ) from exc
+        failed = [r for r in results if r["error"] is not None]
+        if failed and len(failed) == len(results):
+            reasons = sorted({r["error"] for r in failed})
+            label = (
+                "the point could not be evaluated"
+                if len(results) == 1
+                else f"none of the {len(results)} points could be evaluated"
+            )
+            raise CommandError(f"{label}: " + "; ".join(reasons[:3]))
+        if failed:
+            self.stderr.write(
+                f"{len(failed)} of {len(results)} points could not be evaluated "
+                f"(their 'error' says why): {', '.join(str(r['patch']) for r in failed[:5])}"
+            )
         if opts["format"] == "json":
-            self.stdout.write(json.dumps({"results": results, "settings": settings.as_dict()}))
+            # allow_nan=False: a bare NaN/Infinity token is not JSON; the results carry null
+            # with a reason instead, and this refuses rather than print anything else.
+            body = {"results": results, "settings": settings.as_dict()}
+            self.stdout.write(json.dumps(body, allow_nan=False))
             return
         self._table(results, opts["upper_limit"])
 
@@ -89,16 +106,26 @@ class Command(BaseCommand):
             header += f" {'mu_up obs':>10} {'mu_up exp':>10}"
         self.stdout.write(header)
         for r in results:
-            exp = " ".join(f"{x:10.4g}" for x in r["cls_exp"])
-            line = (
-                f"{str(r['patch'] or '-'):<28} {r['cls_obs']:>10.4g} {exp:>52} {r['mu_hat']:>8.4g}"
-            )
+            name = f"{str(r['patch'] or '-'):<28}"
+            if r["error"] is not None:
+                self.stdout.write(f"{name} ERROR: {r['error']}")
+                continue
+            exp = " ".join(f"{_fmt(x):>10}" for x in r["cls_exp"])
+            line = f"{name} {_fmt(r['cls_obs']):>10} {exp:>52} {_fmt(r['mu_hat']):>8}"
             if upper_limit:
-                line += f" {_fmt(r['mu_up_obs']):>10} {_fmt(r['mu_up_exp'][2]):>10}"
-            if not r["converged"]:
-                line += "  NOT CONVERGED: " + "; ".join(r["warnings"])
+                bound = r["poi_upper_bound"]
+                obs = _limit(r["mu_up_obs"], r["limit_above_poi_bound"], bound)
+                med = _limit(r["mu_up_exp"][2], r["limit_above_poi_bound_exp"][2], bound)
+                line += f" {obs:>10} {med:>10}"
+            if r["warnings"]:
+                flag = "" if r["converged"] else "NOT CONVERGED: "
+                line += f"  {flag}" + "; ".join(r["warnings"])
             self.stdout.write(line)
 
 
 def _fmt(x):
     return "-" if x is None else f"{x:.4g}"
+
+
+def _limit(x, above: bool, bound) -> str:
+    return f"> {bound:g}" if above else _fmt(x)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('hepstore', '0005_search_pg_index'),
+        ('hepstore', '0007_likelihood_published_bytes'),
     ]
 
     operations = [
