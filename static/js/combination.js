@@ -9,10 +9,13 @@
     return m ? m[1] : "";
   }
 
-  async function call(method, url, body) {
+  // A job made anonymously is seen only with the secret token returned when it was made.
+  async function call(method, url, body, token) {
+    const headers = { "Content-Type": "application/json", "X-CSRFToken": csrf() };
+    if (token) headers["X-Job-Token"] = token;
     const response = await fetch(url, {
       method,
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({}));
@@ -138,13 +141,14 @@
   }
 
   async function follow(job) {
+    const token = job.token;
     progress.hidden = false;
     while (!["succeeded", "failed", "cancelled"].includes(job.state)) {
       progress.max = job.progress.total || 1;
       progress.value = job.progress.done;
       status.textContent = `${job.state}: ${job.progress.done}/${job.progress.total} points`;
       await new Promise((r) => setTimeout(r, 700));
-      job = (await call("GET", `${api}/jobs/${job.id}`)).data;
+      job = { ...(await call("GET", `${api}/jobs/${job.id}`, undefined, token)).data, token };
     }
     progress.hidden = true;
     if (job.state !== "succeeded") throw new Error(`job ${job.state}: ${job.error}`);
