@@ -104,9 +104,12 @@ def _point(pk: int, name: str | None = None, digest: str | None = None) -> point
 
 
 def _point_result(request, point: point_views.Point) -> Response:
+    detail = request.query_params.get("detail")
+    if detail not in (None, "fit"):
+        raise ReinterpretError(f"detail: {detail!r} is not 'fit'")
     result, cached = point.result()
     body = {**result, "cached": cached}
-    if request.query_params.get("detail") == "fit":
+    if detail == "fit":
         body["fit"] = point.fit()
     response = Response(body)
     response["X-Cache"] = "hit" if cached else "miss"
@@ -133,6 +136,8 @@ class PointResultView(APIView):
     """CLs (observed, expected band), mu_hat and upper limits of an archived signal point;
     computed on the first request and cached by the digests of the inputs and the settings."""
 
+    error_statuses = (400,)
+
     @extend_schema(
         parameters=[DETAIL_PARAMETER],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "CLs, mu_hat, limits, settings")},
@@ -143,6 +148,8 @@ class PointResultView(APIView):
 
 class CustomResultView(APIView):
     """The result of a custom signal evaluated before (digest: its patch_sha256)."""
+
+    error_statuses = (400,)
 
     @extend_schema(
         parameters=[DETAIL_PARAMETER],
@@ -156,6 +163,8 @@ class PointFigureView(APIView):
     """Yields of a channel before or after the fit (stacked samples, data with error bars, the
     prediction's uncertainty band), or the pulls of the fitted parameters; SVG, PNG or PDF."""
 
+    error_statuses = (400,)
+
     @extend_schema(parameters=FIGURE_PARAMETERS, responses=FIGURE_RESPONSES)
     def get(self, request, pk: int, name: str, kind: str, fmt: str):
         return _point_figure(request, _point(pk, name=name), kind, fmt)
@@ -163,6 +172,8 @@ class PointFigureView(APIView):
 
 class CustomFigureView(APIView):
     """The yields and pulls figures of a custom signal evaluated before."""
+
+    error_statuses = (400,)
 
     @extend_schema(parameters=FIGURE_PARAMETERS, responses=FIGURE_RESPONSES)
     def get(self, request, pk: int, digest: str, kind: str, fmt: str):
@@ -297,6 +308,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     serializer_class = JobSerializer
     filterset_class = JobFilterSet
     lookup_value_regex = ID_REGEX
+    # The figure and contour actions add 400 (a plane or slice the scan does not have).
+    error_statuses: tuple[int, ...] = ()
 
     def get_queryset(self):
         visible = Job.objects.visible_to(self.request.user, job_token(self.request))
@@ -333,6 +346,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         url_name="exclusion",
         filter_backends=[],
         pagination_class=None,
+        error_statuses=(400,),
     )
     def exclusion(self, request, pk=None, fmt="svg"):
         """The scan's exclusion plot (observed line, expected dashed with its ±1σ band, ±2σ,
@@ -347,6 +361,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         url_name="upper-limits",
         filter_backends=[],
         pagination_class=None,
+        error_statuses=(400,),
     )
     def upper_limits(self, request, pk=None, fmt="svg"):
         """The scan's map of observed and expected upper limits on mu (scans with
@@ -367,6 +382,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         url_name="contour-data",
         filter_backends=[],
         pagination_class=None,
+        error_statuses=(400,),
     )
     def contour_data(self, request, pk=None, fmt="json"):
         """The scan's CLs = 0.05 contours as polylines: JSON {"x_label", "y_label", "fixed",
