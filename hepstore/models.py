@@ -103,6 +103,10 @@ class Likelihood(models.Model):
     # sha256 of the background-only workspace in the patchset convention (see jsonio).
     background_digest = models.CharField(max_length=64)
     labels = models.JSONField(default=list)
+    # Optional, from the submitter: {label: {"title": str, "unit": str}} for axis titles.
+    label_info = models.JSONField(default=dict, blank=True)
+    # Caveats from the submitter (list of texts), shown with every result.
+    notes = models.JSONField(default=list, blank=True)
     summary = models.JSONField(default=dict)
     created = models.DateTimeField(auto_now_add=True)
 

@@ -71,6 +71,10 @@ class Publication:
     doi: str = ""
     keywords: tuple[str, ...] = ()
     year: int | None = None
+    # Optional axis titles and units of the signal labels: {label: {"title", "unit"}}.
+    label_info: dict = dataclasses.field(default_factory=dict, hash=False)
+    # Caveats the submitter wants shown with the likelihood's results.
+    notes: tuple[str, ...] = ()
 
 
 def ingest_paths(
@@ -220,6 +224,8 @@ def _record(regions, publication, user, note, writer) -> AnalysisVersion:
             patchset_published=published.get("patchset") if ps is not None else None,
             background_digest=patchset_digest(region.workspace),
             labels=region.patchset["metadata"]["labels"] if region.patchset else [],
+            label_info=label_info(publication.label_info, region),
+            notes=list(publication.notes),
             summary=region.summary,
         )
         if region.patchset:
@@ -243,6 +249,31 @@ def _record(regions, publication, user, note, writer) -> AnalysisVersion:
                 ]
             )
     return version
+
+
+def label_info(given: dict, region: Region) -> dict:
+    """The submitter's titles and units of the region's labels ({label: {"title", "unit"}});
+    entries for labels the region does not have are dropped."""
+    labels = region.patchset["metadata"]["labels"] if region.patchset else []
+    out = {}
+    for label in labels:
+        entry = given.get(label) or {}
+        kept = {k: str(entry[k]).strip() for k in ("title", "unit") if entry.get(k)}
+        if kept:
+            out[label] = kept
+    return out
+
+
+def parse_label_info(text: list[str], kind: str) -> dict:
+    """LABEL=VALUE arguments (kind "title" or "unit") as {label: {kind: value}}; raises
+    UnusableInput for an argument without "="."""
+    out: dict = {}
+    for item in text:
+        label, sep, value = item.partition("=")
+        if not sep or not label.strip():
+            raise UnusableInput(f"--label-{kind} takes LABEL=VALUE, got {item!r}")
+        out.setdefault(label.strip(), {})[kind] = value.strip()
+    return out
 
 
 def _refuse_repeat(analysis: Analysis, last: AnalysisVersion, stored) -> None:

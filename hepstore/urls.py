@@ -21,6 +21,11 @@ urlpatterns = [
         reinterpret_views.point_page,
         name="point-result",
     ),
+    path(
+        "likelihoods/<id:pk>/custom/<str:digest>/",
+        reinterpret_views.custom_point_page,
+        name="custom-point",
+    ),
     path("combinations/", combination_views.combination_list, name="combination-list"),
     path("combinations/<id:pk>/", combination_views.combination_detail, name="combination-detail"),
     path(

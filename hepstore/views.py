@@ -99,7 +99,8 @@ def likelihood_detail(request, pk: int):
             }
         )
     measurement = workspace["measurements"][0]
-    signals = Paginator(likelihood.signals.all(), 100).get_page(request.GET.get("page"))
+    from reinterpret.tables import likelihood_context
+
     return render(
         request,
         "hepstore/likelihood_detail.html",
@@ -108,8 +109,8 @@ def likelihood_detail(request, pk: int):
             "analysis": likelihood.version.analysis,
             "channels": channels,
             "measurement": measurement,
-            "signals": signals,
             "summary": likelihood.summary,
+            **likelihood_context(likelihood, workspace, request.GET),
         },
     )
 

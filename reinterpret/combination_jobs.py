@@ -43,7 +43,7 @@ def _run_scan(job: Job) -> dict | None:
     done = set(ScanPointResult.objects.filter(job=job).values_list("name", flat=True))
     Job.objects.filter(pk=job.pk).update(progress_total=len(wanted), progress_done=len(done))
     todo = [by_name[n] for n in wanted if n not in done]
-    settings_ = services.service_settings(upper_limit=False)
+    settings_ = services.service_settings(upper_limit=job.params.get("upper_limit", False))
     combiner = cs.combiner_for(combination, members)
     signals = {m.tag: cs._signals(m.likelihood, m.tag) for m in members}
     chunk = settings.REINTERPRET_SCAN_CHUNK
@@ -83,8 +83,7 @@ def _run_scan(job: Job) -> dict | None:
         "settings": settings_.as_dict(),
         "combination": combination.pk,
     }
-    x = job.params.get("x") or (labels[0] if labels else None)
-    y = job.params.get("y") or (labels[1] if len(labels) > 1 else None)
-    if x and y:
-        out["contour"] = contours.contours(table, labels, x, y)
+    contour = contours.scan_view(table, labels, job.params)
+    if contour is not None:
+        out["contour"] = contour
     return out

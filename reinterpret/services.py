@@ -4,6 +4,7 @@ in chunks that keep peak memory under a budget, reporting progress as it goes.""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -329,13 +330,95 @@ def archived_point_result(likelihood, name: str) -> tuple[dict, bool]:
     )
 
 
-def custom_signal_patch(workspace: dict, payload: dict) -> list[dict]:
+_CHANNEL_SET_PATH = re.compile(r"^/(channels|observations)/(\d+|-)$")
+
+
+def channel_set_ops(operations: list) -> list[dict]:
+    """The operations of a patch that add or remove whole channels (or their observations)."""
+    return [
+        op
+        for op in operations
+        if isinstance(op, dict) and _CHANNEL_SET_PATH.match(str(op.get("path", "")))
+    ]
+
+
+def published_channel_set(workspace: dict, patches: list[list]) -> dict:
+    """How the published signal points change the background-only channel set, from the
+    patches of some of them (first, middle, last): {"operations": [...], "removed": [names],
+    "added": [names], "note": text}. When the points disagree, nothing is changed."""
+    found = [channel_set_ops(ops) for ops in patches]
+    names = [c["name"] for c in workspace["channels"]]
+    if not found or any(f != found[0] for f in found[1:]):
+        note = (
+            "the published points change the channel set differently; the custom signal is "
+            "fitted on every channel of the background-only workspace"
+            if found
+            else "no published point to compare with: every background-only channel is used"
+        )
+        return {"operations": [], "removed": [], "added": [], "note": note}
+    ops = found[0]
+    removed = [
+        names[int(m.group(2))]
+        for op in ops
+        if op.get("op") == "remove"
+        and (m := _CHANNEL_SET_PATH.match(op["path"]))
+        and m.group(1) == "channels"
+        and m.group(2).isdigit()
+        and int(m.group(2)) < len(names)
+    ]
+    added = [
+        op["value"].get("name", "?")
+        for op in ops
+        if op.get("op") == "add"
+        and op["path"].startswith("/channels/")
+        and isinstance(op.get("value"), dict)
+    ]
+    if removed or added:
+        note = (
+            "as every published signal point does, the fit "
+            + (f"leaves out {', '.join(removed)}" if removed else "")
+            + (" and " if removed and added else "")
+            + (f"adds {', '.join(added)}" if added else "")
+            + " (the published patches change the background-only channel set this way)"
+        )
+    else:
+        note = "the published signal points use every background-only channel; so does this fit"
+    return {"operations": ops, "removed": removed, "added": added, "note": note}
+
+
+def likelihood_channel_set(likelihood, workspace: dict) -> dict:
+    """published_channel_set from the first, middle and last archived signal point."""
+    from hepstore import blobs
+
+    count = likelihood.signals.count()
+    if not count:
+        return published_channel_set(workspace, [])
+    picks = sorted({0, count // 2, count - 1})
+    digests = [likelihood.signals.order_by("index")[i].patch_id for i in picks]
+    return published_channel_set(workspace, [blobs.read_json(d) for d in digests if d])
+
+
+def store_patch(operations: list) -> str:
+    """Keep a custom signal's operations as a blob (named by their sha256, the digest its
+    result is cached under), so that its point view can be shown again later."""
+    from hepstore.blobs import BlobWriter
+    from hepstore.models import Blob
+
+    sha, size = BlobWriter().put_json(operations)
+    Blob.objects.get_or_create(sha256=sha, defaults={"size": size})
+    return sha
+
+
+def custom_signal_patch(
+    workspace: dict, payload: dict, channel_set: dict | None = None
+) -> list[dict]:
     """JSON Patch operations for a theorist's signal, or the expert's raw operations.
 
     payload: {"signal": {channel: [yields]}, "modifiers": [extra modifiers]} or
     {"patch": [operations]}. The signal sample gets the POI normfactor and the luminosity
-    modifier of the analysis, as published signal patches do. Raises ReinterpretError with
-    a problem per mistake.
+    modifier of the analysis, as published signal patches do, and the channel set is changed
+    as channel_set (from published_channel_set) says the published points change it. Raises
+    ReinterpretError with a problem per mistake.
     """
     import math
 
@@ -360,8 +443,20 @@ def custom_signal_patch(workspace: dict, payload: dict) -> list[dict]:
         None,
     )
     problems = []
+    removed = set((channel_set or {}).get("removed", []))
     for channel, yields in signal.items():
         ptr = f"/signal/{channel}"
+        if channel in removed:
+            problems.append(
+                {
+                    "pointer": ptr,
+                    "severity": "error",
+                    "message": f"channel {channel!r} is left out of the fit by every published "
+                    "signal point (not a signal region of this likelihood); put the signal in "
+                    f"the others: {sorted(set(channels) - removed)}",
+                }
+            )
+            continue
         if channel not in channels:
             problems.append(
                 {
@@ -431,7 +526,7 @@ def custom_signal_patch(workspace: dict, payload: dict) -> list[dict]:
         ops.append(
             {"op": "add", "path": f"/channels/{channels[channel]}/samples/0", "value": sample}
         )
-    return ops
+    return ops + list((channel_set or {}).get("operations", []))
 
 
 # Largest accepted custom signal yield per bin (events). The fit works in double precision:

@@ -1,49 +1,34 @@
-"""Pages of the reinterpretation app."""
+"""Pages of the reinterpretation app: one view of a signal point, archived or custom."""
 
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404, render
-from django.utils.safestring import mark_safe
 
+from hepstore.errors import HepstoreError
 from hepstore.models import Likelihood
-from reinterpret import plots, services
+from reinterpret import points
+
+
+def _render_point(request, pk: int, **which):
+    likelihood = get_object_or_404(Likelihood.objects.select_related("version__analysis"), pk=pk)
+    try:
+        context = points.page_context(points.Point(likelihood, **which))
+    except HepstoreError as exc:
+        context = {
+            "likelihood": likelihood,
+            "analysis": likelihood.version.analysis,
+            "name": which.get("name") or "custom signal",
+            "failure": exc.message,
+        }
+        return render(request, "reinterpret/point.html", context, status=exc.status)
+    return render(request, "reinterpret/point.html", context)
 
 
 def point_page(request, pk: int, name: str):
-    """Result of one archived signal point with pre- and post-fit yields per channel."""
-    likelihood = get_object_or_404(Likelihood.objects.select_related("version__analysis"), pk=pk)
-    result, cached = services.archived_point_result(likelihood, name)
-    channels = []
-    yields = {"observed": {}, "converged": True}
-    if result.get("error") is None:
-        yields = services.point_yields(likelihood, name)
-    for channel, observed in yields["observed"].items():
-        channels.append(
-            {
-                "name": channel,
-                "prefit": mark_safe(
-                    plots.stacked_yields_svg(  # noqa: S308 - built with escape()
-                        f"{channel} pre-fit", yields["prefit"][channel], observed
-                    )
-                ),
-                "postfit": mark_safe(
-                    plots.stacked_yields_svg(  # noqa: S308
-                        f"{channel} post-fit", yields["postfit"][channel], observed
-                    )
-                ),
-            }
-        )
-    return render(
-        request,
-        "reinterpret/point.html",
-        {
-            "likelihood": likelihood,
-            "analysis": likelihood.version.analysis,
-            "name": name,
-            "result": result,
-            "shown": services.shown_numbers(result),
-            "cached": cached,
-            "channels": channels,
-            "fit_converged": yields["converged"],
-        },
-    )
+    """An archived signal point: CLs, limits, yields before and after the fit, pulls."""
+    return _render_point(request, pk, name=name)
+
+
+def custom_point_page(request, pk: int, digest: str):
+    """A theorist's signal, evaluated before, shown as an archived point is."""
+    return _render_point(request, pk, digest=digest)

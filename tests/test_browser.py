@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from pathlib import Path
 
 import jsonpatch
 import pytest
 
 from hepstore.jsonio import canonical_bytes
 from hepstore.services import Publication, ingest_paths
+from tests.shared_data import require_shared
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -105,8 +108,8 @@ def test_reinterpret_panel_scans_the_grid_and_evaluates_a_pasted_signal(
     try:
         page = browser_page
         page.goto(f"{live_server.url}/likelihoods/{lh.pk}/")
-        page.get_by_role("button", name="Compute CLs for every signal point").click()
-        page.wait_for_selector("#contour img", timeout=60000)
+        page.get_by_role("button", name="Compute CLs for this slice").click()
+        page.wait_for_selector("#exclusion-plot", timeout=60000)
         first = ps["patches"][0]["metadata"]["name"]
         assert page.inner_text(f'tr[data-name="{first}"] td.cls') not in ("", "–")
         page.fill("textarea[name=signal]", "SR_meff,2.5,4.0,6.5")
@@ -115,9 +118,136 @@ def test_reinterpret_panel_scans_the_grid_and_evaluates_a_pasted_signal(
         assert "CLs obs =" in page.inner_text("#custom-verdict")
         page.get_by_role("link", name=first, exact=True).click()
         page.wait_for_selector("#point-verdict")
-        assert page.locator("svg[aria-label$='post-fit']").count() == 2
+        assert page.locator("img[alt$='post-fit']").count() == 2
     finally:
         worker.shutdown()
+
+
+ARTIFACTS = Path(
+    os.environ.get("HEPSTORE_ARTIFACTS")
+    or Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+)
+
+
+def _wait_loaded(page, selector: str, timeout: float = 120.0) -> None:
+    """Wait until the image is loaded and decoded (polled from Python: the pages' CSP forbids
+    the string evaluation wait_for_function uses)."""
+    page.wait_for_selector(selector)
+    deadline = time.monotonic() + timeout
+    while not page.locator(selector).evaluate("e => e.complete && e.naturalWidth > 0"):
+        assert time.monotonic() < deadline, f"{selector} did not load in {timeout} s"
+        page.wait_for_timeout(250)
+
+
+def _download(page, name: str) -> bytes:
+    with page.expect_download() as info:
+        page.get_by_role("link", name=name, exact=True).click()
+    return info.value.path().read_bytes()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sbottom_slices_plots_downloads_and_screenshots(live_server, browser_page):
+    """The sbottom scan page: slice mn1 = 60 offered by default, the exclusion plot and the
+    upper-limit map with their downloads, another slice, a point page and a custom signal;
+    screenshots of the scan, point and likelihood pages go to ARTIFACTS."""
+    folder = require_shared("sbottom")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    publication = Publication(
+        title="Search for bottom-squark pair production (sbottom, region A)",
+        collaboration="ATLAS",
+        label_info={
+            "msb": {"title": "m(b̃₁)", "unit": "GeV"},
+            "mn2": {"title": "m(χ̃₂⁰)", "unit": "GeV"},
+            "mn1": {"title": "m(χ̃₁⁰)", "unit": "GeV"},
+        },
+        notes=("Published with arXiv:1908.03122; signal yields at NLO+NNLL.",),
+    )
+    _, version = ingest_paths([folder / "BkgOnly.json", folder / "patchset.json"], publication)
+    lh = version.likelihoods.get()
+    from reinterpret.jobs import start_embedded_worker
+
+    worker = start_embedded_worker()
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    # Fits and figures are computed on first view; give a loaded CI machine time.
+    page.set_default_timeout(120000)
+    try:
+        page.goto(f"{live_server.url}/likelihoods/{lh.pk}/")
+        slice_select = page.locator("select[name=slice]")
+        assert slice_select.locator("option:checked").inner_text() == "mn1 = 60 (130 points)"
+        assert "VRtt_meff" in page.inner_text("#channel-set")
+        page.get_by_role("button", name="Compute CLs for this slice").click()
+        page.wait_for_selector("#exclusion-plot", timeout=120000)
+        page.wait_for_selector("#upper-limit-map", timeout=60000)
+        _wait_loaded(page, "#exclusion-plot")
+        _wait_loaded(page, "#upper-limit-map")
+        page.locator("h2", has_text="Exclusion").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "scan-sbottom-mn1-60.png"), full_page=True)
+        svg = _download(page, "SVG").decode()
+        assert "m(b̃₁) [GeV]" in svg and "Observed limit" in svg and "mn1 = 60" in svg
+        assert _download(page, "PNG")[:4] == b"\x89PNG"
+        assert _download(page, "PDF")[:4] == b"%PDF"
+        assert _download(page, "UL PNG")[:4] == b"\x89PNG"
+        contour = json.loads(_download(page, "JSON"))
+        assert contour["fixed"] == {"mn1": 60} and 1 <= len(contour["curves"]["observed"]) <= 5
+        assert _download(page, "CSV").decode().startswith("curve,line,point,msb,mn2")
+        # Another slice of the same plane.
+        slice_select.select_option(label="mn1 = 100 (10 points)")
+        page.get_by_role("button", name="Compute CLs for this slice").click()
+        page.wait_for_selector("#scan-downloads:has-text('mn1 = 100')", timeout=60000)
+        assert json.loads(_download(page, "JSON"))["fixed"] == {"mn1": 100}
+        # No more jobs: stop the worker, whose writes would contend with the pages' own on
+        # the test database (SQLite's shared-cache tables lock instead of waiting).
+        worker.shutdown(timeout=60)
+        # The signal grid sorted by CLs and by a mass, numerically.
+        page.get_by_role("link", name="msb", exact=True).click()
+        page.wait_for_url("**sort=msb**")
+        masses = [
+            int(v) for v in page.locator("#signal-grid tbody tr td:nth-child(2)").all_inner_texts()
+        ]
+        assert masses == sorted(masses)
+        page.get_by_text("Parameters and their constraints").click()
+        assert page.locator("#parameters tbody tr").count() >= 60
+        _wait_loaded(page, "#exclusion-plot")
+        page.screenshot(path=str(ARTIFACTS / "likelihood-sbottom.png"), full_page=True)
+        # A point page: verdict, band, yields with uncertainty bands, pulls, caveats.
+        page.goto(f"{live_server.url}/likelihoods/{lh.pk}/signals/sbottom_1300_650_60/")
+        page.wait_for_selector("#point-verdict")
+        assert page.locator("img[alt$='post-fit']").count() == 2
+        assert "NLO+NNLL" in page.inner_text("#caveats")
+        page.screenshot(path=str(ARTIFACTS / "point-sbottom_1300_650_60.png"), full_page=True)
+        # A custom signal, shown with the same point view.
+        page.goto(f"{live_server.url}/likelihoods/{lh.pk}/")
+        page.fill("textarea[name=signal]", "SR_meff,4.0,6.0,3.0")
+        page.get_by_role("button", name="Compute CLs", exact=True).click()
+        page.wait_for_selector("#custom-point-link", timeout=60000)
+        assert "VRtt_meff" in page.inner_text("#custom-channels")
+        page.click("#custom-point-link")
+        page.wait_for_selector("#point-verdict")
+        fitted = page.inner_text("#channels-fitted")
+        assert "SR_meff" in fitted and "CRtt_meff" in fitted and "VRtt_meff" not in fitted
+        assert page.locator("img[alt$='post-fit']").count() == 2
+        page.screenshot(path=str(ARTIFACTS / "point-custom-sbottom.png"), full_page=True)
+    finally:
+        worker.shutdown(timeout=60)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_erjr_point_page_shows_the_optimizer_caveat(live_server, browser_page):
+    folder = require_shared("erjr")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    _, version = ingest_paths(
+        [folder / "BkgOnly.json", folder / "patchset.json"],
+        Publication(title="Electroweakinos, three leptons (erjr)", collaboration="ATLAS"),
+    )
+    lh = version.likelihoods.get()
+    name = lh.signals.order_by("index").first().name
+    page = browser_page
+    page.goto(f"{live_server.url}/likelihoods/{lh.pk}/signals/{name}/")
+    page.wait_for_selector("#point-verdict")
+    caveat = page.inner_text("#caveats")
+    assert "pyhf's default optimizer" in caveat and "shape_mcstat_diboson3LISR" in caveat
+    page.screenshot(path=str(ARTIFACTS / "point-erjr-caveat.png"), full_page=True)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -183,13 +313,14 @@ def test_reinterpret_panel_shows_points_without_numbers_and_limits_above_the_bou
     try:
         page = browser_page
         page.goto(f"{live_server.url}/likelihoods/{lh.pk}/")
-        page.get_by_role("button", name="Compute CLs for every signal point").click()
+        page.get_by_role("button", name="Compute CLs for this slice").click()
         page.wait_for_selector("#contour img", timeout=60000)
         empty, other = (p["metadata"]["name"] for p in ps["patches"][:2])
         cell = page.locator(f'tr[data-name="{empty}"] td.cls')
         assert cell.inner_text() == "not evaluated"
         assert "parameter of interest" in cell.get_attribute("title")
-        assert float(page.inner_text(f'tr[data-name="{other}"] td.cls')) >= 0
+        shown = page.inner_text(f'tr[data-name="{other}"] td.cls')
+        assert shown == "< 1e-6" or 0 <= float(shown) <= 1, shown
         # A signal too small to be excluded below the POI's upper bound of 10.
         page.fill("textarea[name=signal]", "SR_meff,0.01,0.01,0.01")
         page.get_by_role("button", name="Compute CLs", exact=True).click()

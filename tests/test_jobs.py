@@ -3,6 +3,8 @@ tasks' logic (run eagerly, no broker), cancel between chunks, claiming on Postgr
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.db import connection
 
@@ -142,3 +144,39 @@ def test_on_postgresql_a_worker_skips_jobs_another_worker_has_locked(likelihood)
         other.execute("ROLLBACK")
     assert claimed is not None and claimed.pk == second.pk
     assert Job.objects.get(pk=first.pk).state == JobState.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_embedded_worker_outlives_a_database_error_and_then_runs_the_job(
+    likelihood, monkeypatch
+):
+    """A locked database while re-queueing stale jobs (SQLite's shared-cache table locks fail
+    at once) is logged; the worker's loop goes on and runs the queued scan."""
+    from django.db import OperationalError
+
+    from reinterpret.jobs import database
+
+    real, failures = database.requeue_stale, []
+
+    def locked_once() -> int:
+        if not failures:
+            failures.append(1)
+            raise OperationalError("database table is locked")
+        return real()
+
+    monkeypatch.setattr(database, "requeue_stale", locked_once)
+    job = jobs.submit(likelihood, JobKind.SCAN, {"points": ["C1N2_300_0"]})
+    worker = Worker(name="flaky-db", poll=0.05)
+    worker.thread = threading.Thread(target=worker.run_forever, daemon=True)
+    worker.thread.start()
+    try:
+        for _ in range(600):
+            job.refresh_from_db()
+            if job.state not in (JobState.QUEUED, JobState.RUNNING):
+                break
+            worker.stop.wait(0.1)
+    finally:
+        worker.shutdown()
+    assert failures == [1]
+    assert job.state == JobState.SUCCEEDED, job.error
+    assert not worker.thread.is_alive()

@@ -148,8 +148,47 @@ def test_scan_reports_progress_table_and_contour(client, stored):
     assert len(job["result"]["points"]) == len(ps["patches"])
     curves = job["result"]["contour"]["curves"]
     assert curves["observed"] and curves["expected"]
-    svg = client.get(f"/api/v1/jobs/{job_id}/contour.svg")
-    assert svg["Content-Type"] == "image/svg+xml" and b'class="observed"' in svg.content
+    svg = client.get(f"/api/v1/jobs/{job_id}/exclusion.svg")
+    assert svg["Content-Type"] == "image/svg+xml" and b'id="observed-0"' in svg.content
+
+
+def test_scan_of_a_slice_serves_figures_and_contour_downloads(client, stored):
+    lh, _, ps = stored
+    response = client.post(
+        f"/api/v1/likelihoods/{lh.pk}/scan",
+        {"x": "m1", "y": "m2", "fixed": {}, "upper_limit": True},
+        format="json",
+    )
+    assert response.status_code == 202
+    bad = client.post(f"/api/v1/likelihoods/{lh.pk}/scan", {"fixed": {"mass": 1}}, format="json")
+    assert bad.status_code == 400 and "not one of the labels" in bad.json()["error"]["message"]
+    axis = client.post(f"/api/v1/likelihoods/{lh.pk}/scan", {"fixed": {"m1": 300}}, format="json")
+    assert axis.status_code == 400 and "axis" in axis.json()["error"]["message"]
+    Worker().run_until_idle()
+    job_id = response.json()["id"]
+    # The downloads are the owner's, as the job is: without its token, 404.
+    for path in ("exclusion.svg", "upper-limits.png", "contour.json", "contour.csv"):
+        assert APIClient().get(f"/api/v1/jobs/{job_id}/{path}").status_code == 404, path
+    client.credentials(HTTP_X_JOB_TOKEN=response["X-Job-Token"])
+    job = client.get(f"/api/v1/jobs/{job_id}").json()
+    assert job["state"] == "succeeded" and "mu_up_obs" in job["result"]["points"][0]
+    for kind, fmt, magic in [
+        ("exclusion", "png", b"\x89PNG"),
+        ("exclusion", "pdf", b"%PDF"),
+        ("upper-limits", "svg", b"<svg"),
+        ("upper-limits", "png", b"\x89PNG"),
+    ]:
+        figure = client.get(f"/api/v1/jobs/{job_id}/{kind}.{fmt}")
+        assert figure.status_code == 200 and magic in figure.content[:300], (kind, fmt)
+    contour = client.get(f"/api/v1/jobs/{job_id}/contour.json").json()
+    assert contour["x_label"] == "m1" and contour["fixed"] == {}
+    assert all(isinstance(line[0], list) for line in contour["curves"]["observed"])
+    assert contour["slices"] == [{"fixed": {}, "points": len(ps["patches"])}]
+    csv_body = client.get(f"/api/v1/jobs/{job_id}/contour.csv")
+    assert csv_body["Content-Type"] == "text/csv"
+    assert csv_body.content.decode().splitlines()[0] == "curve,line,point,m1,m2"
+    unknown = client.get(f"/api/v1/jobs/{job_id}/contour.json?x=mass")
+    assert unknown.status_code == 400
 
 
 def test_scan_of_chosen_points_and_bad_axes(client, stored):

@@ -91,6 +91,8 @@ class LikelihoodSerializer(serializers.ModelSerializer):
             "version",
             "region",
             "labels",
+            "label_info",
+            "notes",
             "background_digest",
             "summary",
             "links",
@@ -125,6 +127,29 @@ class SubmissionSerializer(serializers.Serializer):
         required=False, allow_null=True, default=None, min_value=0, max_value=9999
     )
     keywords = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    label_info = serializers.JSONField(
+        required=False,
+        default=dict,
+        binary=True,
+        help_text='axis titles and units of the signal labels, JSON: {"msb": {"title": '
+        '"m(b1)", "unit": "GeV"}}',
+    )
+    notes = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        default=list,
+        help_text="caveats shown with the likelihood's results (repeat the field)",
+    )
+
+    def validate_label_info(self, value):
+        if not isinstance(value, dict) or not all(
+            isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+            for v in value.values()
+        ):
+            raise serializers.ValidationError(
+                'give {"label": {"title": "...", "unit": "..."}} with text values'
+            )
+        return value
 
 
 class ValidateSerializer(serializers.Serializer):

@@ -254,7 +254,9 @@ class SubmissionView(APIView):
         data = dict(serializer.validated_data)
         files = request.FILES.getlist("file")
         data.pop("file")
-        publication = services.Publication(**{**data, "keywords": tuple(data["keywords"])})
+        publication = services.Publication(
+            **{**data, "keywords": tuple(data["keywords"]), "notes": tuple(data["notes"])}
+        )
         with saved_uploads(files) as paths:
             report, version = services.ingest_paths(paths, publication, user=request.user)
         if version is None:

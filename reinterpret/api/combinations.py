@@ -17,7 +17,7 @@ from hepstore.api.schema import errors
 from hepstore.api.throttles import client_ident
 from hepstore.errors import NotFound
 from reinterpret import combination_services as cs
-from reinterpret import contours, jobs
+from reinterpret import contours, jobs, plots
 from reinterpret.api.serializers import (
     CombinationCreatedSerializer,
     CombinationDetailSerializer,
@@ -226,6 +226,9 @@ class CombinationScanView(APIView):
                 raise ReinterpretError(
                     f"{axis}: {params[axis]!r} is not one of the labels {labels}"
                 )
+        if params.get("fixed"):
+            x, y = contours.axes(labels, params.get("x"), params.get("y"))
+            contours.check_fixed(labels, x, y, params["fixed"])
         job = jobs.submit(
             None,
             JobKind.COMBINATION_SCAN,
@@ -252,5 +255,13 @@ class CombinationContourView(APIView):
         scan = get_object_or_404(Job, pk=job, combination_id=pk, kind=JobKind.COMBINATION_SCAN)
         if not scan.result or "contour" not in scan.result:
             raise NotFound("the scan has no contour (yet)")
-        body = contours.svg(scan.result["points"], scan.result["contour"], scan.result["labels"])
+        contour, labels = scan.result["contour"], scan.result["labels"]
+        shown = [
+            p
+            for p in scan.result["points"]
+            if p.get("values")
+            and contours.in_slice(labels, p["values"], contour.get("fixed") or {})
+        ]
+        title = f"combination {scan.combination.name}"[:80]
+        body = plots.exclusion_plot(contour, shown, labels, "svg", title=title)
         return HttpResponse(body, content_type="image/svg+xml")

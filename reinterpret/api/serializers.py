@@ -136,6 +136,14 @@ class ScanRequestSerializer(serializers.Serializer):
     )
     x = serializers.CharField(required=False, help_text="label on the x axis of the contour")
     y = serializers.CharField(required=False, help_text="label on the y axis of the contour")
+    fixed = serializers.DictField(
+        required=False,
+        help_text="a slice of the grid: fixed values of labels other than x and y, e.g. "
+        '{"mn1": 60}; only the points of the slice are evaluated',
+    )
+    upper_limit = serializers.BooleanField(
+        required=False, help_text="also compute upper limits on mu (slower)"
+    )
 
 
 # --------------------------------------------------------------------------- combinations

@@ -22,6 +22,23 @@ urlpatterns = [
         name="api-point-result",
     ),
     re_path(
+        rf"^likelihoods/{ID}/signals/(?P<name>[^/]+)/(?P<kind>yields|pulls)"
+        r"\.(?P<fmt>svg|png|pdf)$",
+        views.PointFigureView.as_view(),
+        name="api-point-figure",
+    ),
+    re_path(
+        rf"^likelihoods/{ID}/custom/(?P<digest>[^/]+)/result/?$",
+        views.CustomResultView.as_view(),
+        name="api-custom-result",
+    ),
+    re_path(
+        rf"^likelihoods/{ID}/custom/(?P<digest>[0-9a-f]{{64}})/(?P<kind>yields|pulls)"
+        r"\.(?P<fmt>svg|png|pdf)$",
+        views.CustomFigureView.as_view(),
+        name="api-custom-figure",
+    ),
+    re_path(
         rf"^likelihoods/{ID}/reinterpret/?$",
         views.ReinterpretView.as_view(),
         name="api-reinterpret",

@@ -139,10 +139,20 @@ class Worker:
         log.info("job worker %s started", self.name)
         while not self.stop.is_set():
             close_old_connections()
-            requeue_stale(alive=self.name)
+            try:
+                requeue_stale(alive=self.name)
+            except OperationalError as exc:
+                # A locked or briefly unreachable database: try again at the next poll.
+                log.warning("job worker %s could not re-queue stale jobs: %s", self.name, exc)
+                self.stop.wait(self.poll)
+                continue
             if not self.slots.acquire(timeout=self.poll):
                 continue
-            job = claim(self.name)
+            try:
+                job = claim(self.name)
+            except OperationalError as exc:
+                log.warning("job worker %s could not claim a job: %s", self.name, exc)
+                job = None
             if job is None:
                 self.slots.release()
                 self.stop.wait(self.poll)

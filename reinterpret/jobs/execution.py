@@ -52,11 +52,13 @@ class ScanPlan:
 
 
 def scan_names(job: Job) -> list[str]:
-    """The scan's points in request order: those named, else every point of the grid."""
-    named = job.params.get("points")
-    if named:
-        return list(named)
-    return list(job.likelihood.signals.order_by("index").values_list("name", flat=True))
+    """The scan's points in request order: those named, else every point of the grid; with a
+    slice ("fixed"), only the points in it."""
+    from reinterpret import contours
+
+    signals = job.likelihood.signals.order_by("index").values_list("name", "values")
+    patches = [{"metadata": {"name": name, "values": values}} for name, values in signals]
+    return list(contours.select_points(patches, job.likelihood.labels, job.params))
 
 
 def chunk_size(likelihood) -> int:
@@ -166,7 +168,9 @@ def run_chunk(job: Job, names: list[str], worker: str) -> int:
         else:  # records from before points had patches of their own: read the patchset
             points = services.patch_points(bkg, blobs.read_json(likelihood.patchset_id), todo)
         t0 = time.perf_counter()
-        results = services.evaluate(points, services.service_settings(upper_limit=False))
+        results = services.evaluate(
+            points, services.service_settings(upper_limit=job.params.get("upper_limit", False))
+        )
         evaluating = time.perf_counter() - t0
         with transaction.atomic():
             ScanPointResult.objects.bulk_create(
@@ -205,14 +209,11 @@ def assemble_scan(job: Job) -> dict:
     table = [by_name[n] for n in wanted if n in by_name]
     likelihood = job.likelihood
     labels = likelihood.labels
-    settings_ = services.service_settings(upper_limit=False)
+    settings_ = services.service_settings(upper_limit=job.params.get("upper_limit", False))
     out = {"points": table, "labels": labels, "settings": settings_.as_dict()}
-    x, y = (
-        job.params.get("x") or (labels[0] if labels else None),
-        job.params.get("y") or (labels[1] if len(labels) > 1 else None),
-    )
-    if x and y:
-        out["contour"] = contours.contours(table, labels, x, y)
+    contour = contours.scan_view(table, labels, job.params)
+    if contour is not None:
+        out["contour"] = contour
     return out
 
 

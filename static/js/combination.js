@@ -148,7 +148,7 @@
       progress.value = job.progress.done;
       status.textContent = `${job.state}: ${job.progress.done}/${job.progress.total} points`;
       await new Promise((r) => setTimeout(r, 700));
-      job = (await call("GET", `${api}/jobs/${job.id}`, undefined, token)).data;
+      job = { ...(await call("GET", `${api}/jobs/${job.id}`, undefined, token)).data, token };
     }
     progress.hidden = true;
     if (job.state !== "succeeded") throw new Error(`job ${job.state}: ${job.error}`);

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from hepstore.errors import HepstoreError
-from hepstore.services import Publication, ingest_paths
+from hepstore.services import Publication, ingest_paths, parse_label_info
 
 
 class Command(BaseCommand):
@@ -24,8 +24,35 @@ class Command(BaseCommand):
         parser.add_argument("--year", type=int)
         parser.add_argument("--keywords", nargs="*", default=[])
         parser.add_argument("--note", default="")
+        parser.add_argument(
+            "--label-title",
+            action="append",
+            default=[],
+            metavar="LABEL=TITLE",
+            help="axis title of a signal label, e.g. msb='m(b1)' (repeatable)",
+        )
+        parser.add_argument(
+            "--label-unit",
+            action="append",
+            default=[],
+            metavar="LABEL=UNIT",
+            help="unit of a signal label, e.g. msb=GeV (repeatable)",
+        )
+        parser.add_argument(
+            "--caveat",
+            action="append",
+            default=[],
+            metavar="TEXT",
+            help="a note shown with the likelihood's results (repeatable)",
+        )
 
     def handle(self, *args, **opts):
+        try:
+            info = parse_label_info(opts["label_title"], "title")
+            for label, entry in parse_label_info(opts["label_unit"], "unit").items():
+                info.setdefault(label, {}).update(entry)
+        except HepstoreError as exc:
+            raise CommandError(exc.message) from exc
         publication = Publication(
             title=opts["title"],
             collaboration=opts["collaboration"],
@@ -35,6 +62,8 @@ class Command(BaseCommand):
             doi=opts["doi"],
             keywords=tuple(opts["keywords"]),
             year=opts["year"],
+            label_info=info,
+            notes=tuple(opts["caveat"]),
         )
         try:
             report, version = ingest_paths(
