@@ -158,11 +158,11 @@ def test_the_embedded_worker_outlives_a_database_error_and_then_runs_the_job(
 
     real, failures = database.requeue_stale, []
 
-    def locked_once() -> int:
+    def locked_once(alive: str = "") -> int:
         if not failures:
             failures.append(1)
             raise OperationalError("database table is locked")
-        return real()
+        return real(alive)
 
     monkeypatch.setattr(database, "requeue_stale", locked_once)
     job = jobs.submit(likelihood, JobKind.SCAN, {"points": ["C1N2_300_0"]})
