@@ -160,9 +160,13 @@ def test_every_page_renders_with_its_css_and_js_under_gunicorn(production, page)
     page.locator("a[href*='/likelihoods/']").first.click()
     page.wait_for_url("**/likelihoods/*/")
     # reinterpret.js runs: a whole-grid scan through the separate worker colours the grid.
-    page.get_by_role("button", name="Compute CLs for every signal point").click()
-    page.wait_for_selector("#contour img", timeout=120000)
-    assert page.locator("#contour img").evaluate("e => e.complete && e.naturalWidth > 0")
+    page.get_by_role("button", name="Compute CLs for this slice").click()
+    page.wait_for_selector("#exclusion-plot", timeout=120000)
+    deadline = time.monotonic() + 60
+    # Polled from Python: the pages' CSP forbids the string evaluation wait_for_function uses.
+    while not page.locator("#exclusion-plot").evaluate("e => e.complete && e.naturalWidth > 0"):
+        assert time.monotonic() < deadline, "the exclusion plot did not load"
+        page.wait_for_timeout(250)
     first = page.locator("#signal-grid tbody tr").first
     assert first.locator("td.cls").inner_text() not in ("", "–")
     for path in ("/search?q=example", "/validate"):

@@ -55,6 +55,9 @@ class Command(BaseCommand):
                 self.cfg.set("threads", threads)
                 # Fits run in this process beside the requests: be patient with heartbeats.
                 self.cfg.set("timeout", 300)
+                # Long label-value queries fit (gunicorn's default request line is 4094
+                # bytes; longer ones get a bare 414 before the application can answer).
+                self.cfg.set("limit_request_line", 8190)
                 self.cfg.set("graceful_timeout", 10)
                 self.cfg.set("accesslog", "-")
                 # No control socket: its default path is shared by every gunicorn of the user.
