@@ -314,7 +314,7 @@ def test_reinterpret_panel_shows_points_without_numbers_and_limits_above_the_bou
         page = browser_page
         page.goto(f"{live_server.url}/likelihoods/{lh.pk}/")
         page.get_by_role("button", name="Compute CLs for this slice").click()
-        page.wait_for_selector("#contour img", timeout=60000)
+        page.wait_for_selector("#contour img", timeout=120000)
         empty, other = (p["metadata"]["name"] for p in ps["patches"][:2])
         cell = page.locator(f'tr[data-name="{empty}"] td.cls')
         assert cell.inner_text() == "not evaluated"

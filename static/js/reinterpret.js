@@ -25,9 +25,25 @@
     if (!response.ok) {
       const err = data.error || {};
       const problems = (err.problems || []).map((p) => `${p.pointer}: ${p.message}`);
-      throw new Error([err.message || response.statusText, ...problems].join("\n"));
+      const e = new Error([err.message || response.statusText, ...problems].join("\n"));
+      e.status = response.status;
+      throw e;
     }
     return { status: response.status, data };
+  }
+
+  // Polling a job: a server that is briefly busy (5xx, 429, a dropped connection) is asked
+  // again a few times before the page gives up; a 4xx answer is final at once.
+  async function poll(url, token) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call("GET", url, undefined, token);
+      } catch (e) {
+        const transient = e.status === undefined || e.status >= 500 || e.status === 429;
+        if (!transient || attempt >= 10) throw e;
+        await new Promise((r) => setTimeout(r, 1000 * attempt));
+      }
+    }
   }
 
   // A number of a result as text: "— (reason)" for null, "> 10" for a limit above the
@@ -170,7 +186,7 @@
       progress.value = job.progress.done;
       if (status) status.textContent = `${job.state}: ${job.progress.done}/${job.progress.total} points`;
       await new Promise((r) => setTimeout(r, 700));
-      job = { ...(await call("GET", `${api}/jobs/${job.id}`, undefined, token)).data, token };
+      job = { ...(await poll(`${api}/jobs/${job.id}`, token)).data, token };
     }
     progress.hidden = true;
     if (job.state !== "succeeded") throw new Error(`job ${job.state}: ${job.error}`);
