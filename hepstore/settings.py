@@ -113,6 +113,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
         }
     )
+    # Tests get a file too, not Django's default shared-cache in-memory database: there a
+    # second thread (the live server, the job worker) meets "database table is locked" at
+    # once instead of waiting out the busy timeout, which is not how the portal runs.
+    DATABASES["default"].setdefault("TEST", {}).setdefault(
+        "NAME", str(DATA_DIR / "test-hepstore.sqlite3")
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -11,6 +11,19 @@ import pytest
 from hepstore import examples
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Django removes the SQLite test database file but not its write-ahead log files."""
+    from django.conf import settings
+
+    if not settings.configured:
+        return
+    db = settings.DATABASES["default"]
+    name = str(db.get("TEST", {}).get("NAME") or "")
+    if db["ENGINE"].endswith("sqlite3") and name and not Path(name).exists():
+        for suffix in ("-wal", "-shm"):
+            Path(name + suffix).unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def isolated_blobs(tmp_path, settings):
     settings.HEPSTORE_BLOB_DIR = tmp_path / "blobs"

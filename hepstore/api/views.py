@@ -34,7 +34,8 @@ FORM_PARAMETER = OpenApiParameter(
 
 
 def _form(request) -> str:
-    form = request.query_params.get("form") or "published"
+    # An empty value is not the default: it is a value outside the documented enum.
+    form = request.query_params.get("form", "published")
     if form not in ("published", "canonical"):
         raise UnusableInput("form must be 'published' or 'canonical'")
     return form
