@@ -421,7 +421,7 @@ class ModelBatch:
         factor = g.prod(axis=1)
         nu_sb = additive_yield * factor
         if not derivatives:
-            return nu_sb, None
+            return nu_sb, (additive_yield, factor)
         g1[:, self.lin_idx] = lin_on
         g1[:, self.ns_par, self.ns_sb] = f1
         # Product of all factors but one. A factor can be exactly zero (a signal strength at
@@ -531,9 +531,77 @@ class ModelBatch:
     def nll(self, theta: np.ndarray, rows: np.ndarray, main: np.ndarray, aux: np.ndarray):
         """-log L only (R,), for line searches."""
         nu = self._yields(theta, rows, derivatives=False)[0] @ self.sum_to_bins
+        return self._main_nll(nu, main) + self._constraints(theta, rows, aux)[0]
+
+    @staticmethod
+    def _main_nll(nu: np.ndarray, main: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(main > 0, nu - main * np.log(nu) + gammaln(main + 1.0), nu)
-        return terms.sum(axis=1) + self._constraints(theta, rows, aux)[0]
+        return terms.sum(axis=1)
+
+    def nll_moved(
+        self,
+        base: np.ndarray,
+        owner: np.ndarray,
+        theta: np.ndarray,
+        rows: np.ndarray,
+        main: np.ndarray,
+        aux: np.ndarray,
+    ) -> np.ndarray:
+        """-log L (K,) at theta (K, P), each row differing from base[owner[k]] (base: (R, P),
+        rows/main/aux: per row of base) in a few normsys/histosys parameters only.
+
+        The yields at each distinct base row are computed once; a moved row changes them only
+        in the sample-bins its moved parameters touch: the additive part by the change of the
+        histosys shifts, the factor by the ratio of the new to the old normsys factor. The
+        value is that of nll() at theta up to rounding (tested). Rows that move another kind
+        of parameter, or whose old factor is zero, are evaluated by nll() in full.
+        """
+        K = theta.shape[0]
+        out = np.empty(K)
+        if K == 0:
+            return out
+        used, local = np.unique(owner, return_inverse=True)
+        th0 = base[used][local]
+        model_rows, k_main, k_aux = rows[owner], main[owner], aux[owner]
+        moved = theta != th0
+        full = moved[:, self.lin_idx].any(axis=1)
+        _, (additive, factor) = self._yields(base[used], rows[used], derivatives=False)
+        A, F = additive[local], factor[local]
+        kk, jj = np.nonzero(moved[:, self.ns_par])
+        if kk.size:
+            m = model_rows[kk]
+            new, old = theta[kk, self.ns_par[jj]], th0[kk, self.ns_par[jj]]
+            hi, lo = self.ns_hi[m, jj], self.ns_lo[m, jj]
+            if self.ns_coef is not None:
+                c = self.ns_coef[:, m, jj]
+                f_new = interpolation.code4(new, c, lambda out: (hi[out], lo[out]))[0]
+                f_old = interpolation.code4(old, c, lambda out: (hi[out], lo[out]))[0]
+            else:
+                code = self.codes.normsys
+                f_new = interpolation.multiplicative(code, new, hi, lo)[0]
+                f_old = interpolation.multiplicative(code, old, hi, lo)[0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = f_new / f_old
+            bad = ~(np.isfinite(ratio) & (f_old != 0.0))
+            full[kk[bad]] = True
+            np.multiply.at(F, (kk, self.ns_sb[jj]), np.where(bad, 1.0, ratio))
+        kk, jj = np.nonzero(moved[:, self.hs_par])
+        if kk.size:
+            m = model_rows[kk]
+            up, down = self.hs_up[m, jj], self.hs_down[m, jj]
+            new, old = theta[kk, self.hs_par[jj]], th0[kk, self.hs_par[jj]]
+            code = self.codes.histosys
+            shift = (
+                interpolation.additive(code, new, up, down)[0]
+                - interpolation.additive(code, old, up, down)[0]
+            )
+            np.add.at(A, (kk, self.hs_sb[jj]), shift)
+        nu = (A * F) @ self.sum_to_bins
+        out[:] = self._main_nll(nu, k_main) + self._constraints(theta, model_rows, k_aux)[0]
+        if full.any():
+            out[full] = self.nll(theta[full], model_rows[full], k_main[full], k_aux[full])
+        return out
 
     def _constraints(self, theta: np.ndarray, rows: np.ndarray, aux: np.ndarray):
         gauss, poisson = self.gauss[rows], self.poisson[rows]

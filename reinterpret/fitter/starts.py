@@ -144,11 +144,8 @@ def try_flips(
     # parameters at their centre), in one call.
     here = outcome.theta[owner]
     centre = 0.5 * (here + start)
-    probe = model.nll(
-        np.concatenate([start, centre]),
-        np.tile(rows[owner], 2),
-        np.tile(main[owner], (2, 1)),
-        np.tile(aux[owner], (2, 1)),
+    probe = model.nll_moved(
+        outcome.theta, np.tile(owner, 2), np.concatenate([start, centre]), rows, main, aux
     )
     there, middle = probe[: owner.size], probe[owner.size :]
     f0 = outcome.nll[owner]
