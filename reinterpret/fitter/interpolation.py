@@ -73,22 +73,30 @@ def multiplicative(
     raise ValueError(f"unknown multiplicative interpolation code {code!r}")
 
 
-def code4(alpha: np.ndarray, coeffs: np.ndarray, variations) -> tuple:
+def code4(alpha: np.ndarray, coeffs: np.ndarray, variations, derivatives: bool = True) -> tuple:
     """code4 factor, slope and curvature for alpha (R, K) with coefficients (6, R or 1, K).
 
     Horner's scheme evaluated in place (one array per output: these run over every normsys
     entry of every row, the largest arrays of a batch after the dense (R, P, S) ones).
     variations(mask) returns hi, lo at the entries selected by the boolean mask (R, K) for
-    the exponential branch, which only entries with |alpha| >= 1 need.
+    the exponential branch, which only entries with |alpha| >= 1 need. Without derivatives
+    the slope and curvature are None.
     """
     inside = np.abs(alpha) < 1.0
-    a = np.where(inside, alpha, 0.0)
+    everywhere = inside.all()
+    a = alpha if everywhere else np.where(inside, alpha, 0.0)
     c0, c1, c2, c3, c4, c5 = coeffs
     poly = c5 * a
     for c in (c4, c3, c2, c1, c0):
         poly += c
         poly *= a
     poly += 1.0
+    if not derivatives:
+        if not everywhere:
+            out = ~inside
+            hi, lo = variations(out)
+            poly[out] = multiplicative("code1", alpha[out], hi, lo)[0]
+        return poly, None, None
     d1 = (6.0 * c5) * a
     for k, c in ((5.0, c4), (4.0, c3), (3.0, c2), (2.0, c1)):
         d1 += k * c
@@ -99,37 +107,52 @@ def code4(alpha: np.ndarray, coeffs: np.ndarray, variations) -> tuple:
         d2 += k * c
         d2 *= a
     d2 += 2.0 * c1
-    if not inside.all():
+    if not everywhere:
         out = ~inside
         hi, lo = variations(out)
         poly[out], d1[out], d2[out] = multiplicative("code1", alpha[out], hi, lo)
     return poly, d1, d2
 
 
+def code4p_coefficients(up: np.ndarray, down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean slope S = (up + down) / 2 and A = (up - down) / 16 of code4p's polynomial."""
+    return 0.5 * (up + down), 0.0625 * (up - down)
+
+
 def additive(
-    code: str, alpha: np.ndarray, up: np.ndarray, down: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    code: str,
+    alpha: np.ndarray,
+    up: np.ndarray,
+    down: np.ndarray,
+    coeffs: tuple[np.ndarray, np.ndarray] | None = None,
+    derivatives: bool = True,
+) -> tuple:
     """Shift of a yield for a histosys-like variation.
 
-    up and down are the differences hi_data - nominal and nominal - lo_data.
+    up and down are the differences hi_data - nominal and nominal - lo_data; coeffs, for
+    code4p, what code4p_coefficients(up, down) returns (computed here when not given).
+    Without derivatives the slope and curvature are None.
     """
     if code == "code0":
         slope = np.where(alpha >= 0, up, down)
         return alpha * slope, slope, np.zeros_like(slope)
     if code == "code4p":
         outside = np.abs(alpha) > 1.0
-        s = 0.5 * (up + down)
-        a_coef = 0.0625 * (up - down)
-        a = np.where(outside, 0.0, alpha)
+        anywhere = outside.any()
+        s, a_coef = coeffs if coeffs is not None else code4p_coefficients(up, down)
+        a = np.where(outside, 0.0, alpha) if anywhere else alpha
         a2 = a * a
+        a4 = a2 * a2
         # delta = a*S + A*(15 a^2 - 10 a^4 + 3 a^6) inside |alpha| <= 1, linear outside.
-        inner = a * s + a_coef * a2 * (15.0 - 10.0 * a2 + 3.0 * a2 * a2)
-        inner_d1 = s + a_coef * a * (30.0 - 40.0 * a2 + 18.0 * a2 * a2)
-        inner_d2 = a_coef * (30.0 - 120.0 * a2 + 90.0 * a2 * a2)
+        inner = a * s + a_coef * a2 * (15.0 - 10.0 * a2 + 3.0 * a4)
+        if derivatives:
+            inner_d1 = s + a_coef * a * (30.0 - 40.0 * a2 + 18.0 * a4)
+            inner_d2 = a_coef * (30.0 - 120.0 * a2 + 90.0 * a4)
+        if not anywhere:
+            return (inner, inner_d1, inner_d2) if derivatives else (inner, None, None)
         slope = np.where(alpha >= 0, up, down)
-        return (
-            np.where(outside, alpha * slope, inner),
-            np.where(outside, slope, inner_d1),
-            np.where(outside, 0.0, inner_d2),
-        )
+        value = np.where(outside, alpha * slope, inner)
+        if not derivatives:
+            return value, None, None
+        return value, np.where(outside, slope, inner_d1), np.where(outside, 0.0, inner_d2)
     raise ValueError(f"unknown additive interpolation code {code!r}")

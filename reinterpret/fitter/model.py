@@ -288,6 +288,14 @@ class ModelBatch:
         self.hs_par = self.hs_idx[hs_par]
         self.hs_up = np.ascontiguousarray(self.hs_up[:, hs_par, self.hs_sb])
         self.hs_down = np.ascontiguousarray(self.hs_down[:, hs_par, self.hs_sb])
+        self.hs_coef = (
+            interpolation.code4p_coefficients(self.hs_up, self.hs_down)
+            if self.codes.histosys == "code4p"
+            else None
+        )
+        # The pairs as positions in a flattened (P, S) array: one index instead of two.
+        self.ns_flat = self.ns_par * self.nsb + self.ns_sb
+        self.hs_flat = self.hs_par * self.nsb + self.hs_sb
         # Parameters whose interpolation has a kink at 0 (code0: different slopes each side).
         self.kinks = np.zeros(self.npars, dtype=bool)
         if self.codes.histosys == "code0":
@@ -398,6 +406,8 @@ class ModelBatch:
             theta[:, self.hs_par],
             take(self.hs_up),
             take(self.hs_down),
+            None if self.hs_coef is None else tuple(take(c) for c in self.hs_coef),
+            derivatives,
         )
         additive_yield = take(self.nominal) + _scatter(delta, self.hs_sb, self.nsb)
 
@@ -411,19 +421,21 @@ class ModelBatch:
                 alpha,
                 take(self.ns_coef, axis=1),
                 lambda out: (self.ns_hi[rows][out], self.ns_lo[rows][out]),
+                derivatives,
             )
         else:
             f, f1, f2 = interpolation.multiplicative(
                 self.codes.normsys, alpha, self.ns_hi[rows], self.ns_lo[rows]
             )
         # A parameter that is both normsys and histosys multiplies through normsys only here.
-        g[:, self.ns_par, self.ns_sb] = f
+        flat_g = g.reshape(R, -1)
+        flat_g[:, self.ns_flat] = f
         factor = g.prod(axis=1)
         nu_sb = additive_yield * factor
         if not derivatives:
             return nu_sb, (additive_yield, factor)
         g1[:, self.lin_idx] = lin_on
-        g1[:, self.ns_par, self.ns_sb] = f1
+        g1.reshape(R, -1)[:, self.ns_flat] = f1
         # Product of all factors but one. A factor can be exactly zero (a signal strength at
         # its bound 0): then the product without it is that of the others, and every other
         # leave-one-out product is zero (two zeros: all are zero).
@@ -436,7 +448,7 @@ class ModelBatch:
             excl = np.where(nz == 0, others / safe, np.where((nz == 1) & zero, others, 0.0))
         else:
             excl = factor[:, None, :] / g
-        ns_second = f2 * excl[:, self.ns_par, self.ns_sb]
+        ns_second = f2 * excl.reshape(R, -1)[:, self.ns_flat]
         parts = _YieldParts(additive_yield, factor, d1, d2, ns_second, g, g1, g1 * excl, n_zero)
         return nu_sb, parts
 
@@ -470,7 +482,7 @@ class ModelBatch:
         A = y.additive[:, None, :]
         am = A * y.mprime
         jac = am.copy()
-        jac[:, self.hs_par, self.hs_sb] += y.d1 * y.factor[:, self.hs_sb]
+        jac.reshape(jac.shape[0], -1)[:, self.hs_flat] += y.d1 * y.factor[:, self.hs_sb]
         jac_bins = jac @ self.sum_to_bins
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(main > 0, main / nu, 0.0)
@@ -503,7 +515,8 @@ class ModelBatch:
         cs = c_sb * y.additive
         diag = _scatter(y.ns_second * cs[:, self.ns_sb], self.ns_par, self.npars)
         hs_terms = c_sb[:, self.hs_sb] * (
-            y.d2 * y.factor[:, self.hs_sb] + 2.0 * y.d1 * y.mprime[:, self.hs_par, self.hs_sb]
+            y.d2 * y.factor[:, self.hs_sb]
+            + 2.0 * y.d1 * y.mprime.reshape(y.mprime.shape[0], -1)[:, self.hs_flat]
         )
         diag += _scatter(hs_terms, self.hs_par, self.npars)
         idx = np.arange(self.npars)
