@@ -296,12 +296,19 @@ class ModelBatch:
         # The pairs as positions in a flattened (P, S) array: one index instead of two.
         self.ns_flat = self.ns_par * self.nsb + self.ns_sb
         self.hs_flat = self.hs_par * self.nsb + self.hs_sb
-        # Parameters whose interpolation has a kink at 0 (code0: different slopes each side).
+        # Parameters whose interpolation has a kink at 0 (code0, and code1 normsys: different
+        # slopes each side).
         self.kinks = np.zeros(self.npars, dtype=bool)
         if self.codes.histosys == "code0":
             self.kinks[self.hs_par[(self.hs_up != self.hs_down).any(axis=0)]] = True
         if self.codes.normsys == "code0":
             self.kinks[self.ns_par[(self.ns_hi - 1.0 != 1.0 - self.ns_lo).any(axis=0)]] = True
+        if self.codes.normsys == "code1":
+            # hi**alpha and lo**-alpha: slopes log(hi) and -log(lo) at 0, equal only where
+            # hi * lo == 1.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bent = ~np.isclose(np.log(self.ns_hi), -np.log(self.ns_lo), rtol=0, atol=1e-12)
+            self.kinks[self.ns_par[bent.any(axis=0)]] = True
         # Parameters along which a yield can fold back: an up and a down variation that go the
         # same way (normsys hi and lo both above or both below 1; histosys hi_data and lo_data
         # on the same side of the nominal), so that two values of the parameter give one yield

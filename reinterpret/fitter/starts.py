@@ -15,8 +15,8 @@ more than one start, as extra rows of a batch:
   fit's own basin) and where -log L there, before any refit, is at most FLIP_MARGIN above the
   fit's (the mirror image of a deeper basin lies about as low as the fit, since the yields it
   changes are the same; a start in a basin far above only finds that basin again); a mirror
-  below the fit is always refitted. A code0 kink parameter is mirrored at any distance from
-  its kink (its two basins meet there). A lower minimum replaces the fit.
+  below the fit is always refitted. A kink parameter (code0; code1 normsys) is mirrored at any
+  distance from its kink (its two basins meet there). A lower minimum replaces the fit.
 
 Every outcome carries `spread`: how far (in -log L) the first start's own minimum lies above
 the one kept, i.e. how wrong a single-start fit would have been (0 when the first start's
@@ -102,7 +102,7 @@ def flip_starts(
     sigma = model.sigma[rows]
     centre = np.zeros_like(theta)
     deviation = np.abs(theta) / sigma
-    # A kink (code0) separates its two basins exactly at the centre: any side counts.
+    # A kink (code0, code1 normsys) separates its two basins exactly at the centre: any side counts.
     least = np.where(model.kinks, KINK_WIDTH, FLIP_MIN)
     eligible = model.folds[None, :] & ~fixed & np.isfinite(theta) & (deviation > least)
     owners: list[int] = []
