@@ -1,157 +1,340 @@
 """Batched root finding for upper limits on the parameter of interest.
 
 Each (point, curve) pair is one root: curve 0 is the observed CLs(mu), curves 1..5 the
-expected CLs(mu) at -2..+2 sigma. The expected curves need only the Asimov fixed-POI fit, the
-observed one also the fit to the data. A round evaluates every pending root in one batch of
-fixed-POI fits, warm-started from that root's previous fit.
+expected CLs(mu) at -2..+2 sigma. A round evaluates every pending root with one fixed-POI fit
+to the Asimov data (the observed root also one to the data), warm-started from that root's
+previous fit, all in one batch.
+
+The gradient of -log L along the POI at a fixed-POI fit is the derivative of the profile
+likelihood (the other parameters sit at their optimum), so every evaluation gives a value and
+a slope, and each root is solved by Newton's method on a function that is nearly linear in
+mu: for an expected curve sqrt(q_A(mu)) minus the value at which its CLs is the level (known
+in closed form for each band), for the observed curve log(level) - log CLs(mu). The fits at
+mu_test that the CLs already needed are the first evaluation. A Newton step that leaves the
+bracket known so far is replaced by a proportional (Wald) step for an expected curve, else by
+bisection, or a geometric step outwards while only one side is known. A root is accepted when
+its Newton step is below TOLERANCE relative; the point stepped to is then off by about the
+square of that step.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import log_ndtr, ndtri
 
 from reinterpret.fitter import asymptotics
 from reinterpret.fitter.infer import q_statistic
 from reinterpret.fitter.optimize import minimize
 
 MAX_ROUNDS = 60
-RELATIVE_TOLERANCE = 1e-6
+TOLERANCE = 1e-5
+# A Newton step of at most NEWTON_RANGE (relative) whose end point is predicted to be within
+# ACCURACY (relative) of the root settles it; one within NEAR is the last but one.
+NEWTON_RANGE = 0.05
+ACCURACY = 1e-6
+NEAR = 0.01
+# Two fits of one root whose -log L differ by more than this ended in different minima.
+BASIN_GAP = 1e-7
+CURVES = 6
+LOG_SQRT_2PI = 0.5 * float(np.log(2.0 * np.pi))
+
+
+def expected_targets(level: float) -> np.ndarray:
+    """sqrt(q_A) at which the expected CLs (t = n) equals level, per band n (5,)."""
+    n = asymptotics.EXPECTED_SIGMAS
+    return -ndtri(level * asymptotics.survival(n)) - n
+
+
+def _mills(x: np.ndarray) -> np.ndarray:
+    """phi(x) / Q(x), the derivative of -log Q at x, computed in log space."""
+    return np.exp(-0.5 * x * x - LOG_SQRT_2PI - log_ndtr(-x))
+
+
+def _profile_q(nll, slope, nll_free, mu_hat, mu):
+    """q(mu) = 2 (nll - nll_free) (0 where mu_hat > mu, clipped at 0) and dq/dmu."""
+    q = np.where(mu_hat > mu, 0.0, np.maximum(2.0 * (nll - nll_free), 0.0))
+    return q, np.where(q > 0.0, 2.0 * slope, 0.0)
+
+
+class _Curves:
+    """What every root needs besides its fits: its point, curve and target."""
+
+    def __init__(self, model, fits, options):
+        B = model.size
+        self.poi = model.poi_index
+        self.point = np.repeat(np.arange(B), CURVES)
+        self.curve = np.tile(np.arange(CURVES), B)
+        self.observed = self.curve == 0
+        self.target = np.concatenate([[np.nan], expected_targets(options.level)])[self.curve]
+        self.fits = fits
+        self.options = options
+
+    def residuals(self, roots, mu, asimov, data):
+        """(r, dr/dmu, fits converged) of the given roots at mu; asimov: (nll, slope,
+        converged) of each root's Asimov fit, data: the same of its fit to the data (only
+        the observed roots' rows). r < 0 where mu is allowed (CLs above the level)."""
+        fits, poi = self.fits, self.poi
+        pts = self.point[roots]
+        obs = self.observed[roots]
+        q_a, dq_a = _profile_q(
+            asimov[0], asimov[1], fits.asimov_free.nll[pts], fits.asimov_free.theta[pts, poi], mu
+        )
+        s = np.sqrt(q_a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ds = np.where(s > 0.0, dq_a / (2.0 * s), 0.0)
+        r = s - self.target[roots]
+        dr = ds.copy()
+        ok = asimov[2].copy()
+        if obs.any():
+            q, dq = _profile_q(
+                data[0], data[1], fits.free.nll[pts[obs]], fits.free.theta[pts[obs], poi], mu[obs]
+            )
+            r[obs], dr[obs] = self._observed(q, dq, q_a[obs], dq_a[obs], s[obs], ds[obs])
+            ok[obs] &= data[2]
+        return r, dr, ok
+
+    def _observed(self, q, dq, q_a, dq_a, s, ds):
+        """log(level) - log CLs and its derivative from q, q_A and their derivatives."""
+        test_stat = self.options.test_stat
+        t = asymptotics.t_value(q, q_a, test_stat)
+        sqrt_q = np.sqrt(q)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dt = np.where(sqrt_q > 0.0, dq / (2.0 * sqrt_q), 0.0) - ds
+            if test_stat == "qtilde":
+                far = (dq - dq_a) / (2.0 * s) - (q - q_a) * ds / (2.0 * s * s)
+                dt = np.where(sqrt_q <= s, dt, far)
+            log_cls = asymptotics.log_cls_from_t(t, s)[2]
+            d_log_cls = -_mills(t + s) * (dt + ds) + _mills(t) * dt
+            if test_stat == "qtilde":
+                # Far in the tail (and where q_A = 0: no sensitivity) CLs -> exp(-q / 2).
+                tail = t > asymptotics.FAR_TAIL
+                log_cls = np.where(tail, asymptotics.far_tail_log_cls(q, t, s), log_cls)
+                d_log_cls = np.where(tail, -0.5 * dq, d_log_cls)
+        return np.log(self.options.level) - log_cls, -d_log_cls
 
 
 def solve_limits(model, fits, options):
-    B = model.size
-    poi = model.poi_index
-    level = options.level
-    n_curves = 6
-    point = np.repeat(np.arange(B), n_curves)
-    curve = np.tile(np.arange(n_curves), B)
-    lower_mu = np.maximum(model.lower[point, poi], 0.0)
-    upper_mu = model.upper[point, poi]
+    """Upper limits (B, 6) and whether each was found (B, 6); see the module docstring."""
+    curves = _Curves(model, fits, options)
+    poi = curves.poi
+    point, observed = curves.point, curves.observed
+    n = point.size
+    lower = np.maximum(model.lower[point, poi], 0.0)
+    upper = model.upper[point, poi]
+    theta_asi = np.repeat(fits.asimov_fixed_mu.theta, CURVES, axis=0)
+    theta_obs = np.repeat(fits.fixed_mu.theta, CURVES, axis=0)
+    lo = np.full(n, np.nan)  # the largest mu seen allowed
+    hi = np.full(n, np.nan)  # the smallest mu seen excluded
+    root = np.full(n, np.nan)
+    found = np.zeros(n, dtype=bool)
 
-    # Starting values from the Wald approximation sqrt(q_A(mu)) = mu / sigma.
+    # The first evaluation: the fits at mu_test that the CLs needed.
+    every = np.arange(n)
+    x = np.full(n, float(options.mu_test))
+    a, f = fits.asimov_fixed_mu, fits.fixed_mu
+    r, dr, ok = curves.residuals(
+        every,
+        x,
+        (a.nll[point], a.gradient[point, poi], a.converged[point]),
+        (f.nll[point[observed]], f.gradient[point[observed], poi], f.converged[point[observed]]),
+    )
+    # Where mu_test is outside the POI bounds, its evaluation only seeds the first guess.
+    inside = (x >= lower) & (x <= upper)
+    # Where the first Newton step is not usable: the Wald guess (sqrt(q_A) = mu / sigma,
+    # sigma from q_A(mu_test)), above mu_hat for the observed curve.
+    seed = _wald_guess(model, fits, options, curves)
+    # Whether a root's fits are also started from the signal-free optimum (the lower of the
+    # two minima kept): from the round that would accept it on, so that a warm start that
+    # followed a valley which is no longer the lowest one cannot settle the root.
+    both = np.zeros(n, dtype=bool)
+    x_prev = np.full(n, np.nan)  # where each root was evaluated last, and its slope there
+    dr_prev = np.full(n, np.nan)
+    pending = every
+    for _ in range(MAX_ROUNDS + 1):
+        nxt, settled, check = _step(
+            curves,
+            pending,
+            x[pending],
+            (r, dr, ok),
+            (lo, hi, lower, upper, x_prev, dr_prev),
+            inside,
+            seed[pending],
+            both[pending],
+        )
+        seed = np.full(n, np.nan)
+        done, value, success = settled
+        root[pending[done]] = value
+        found[pending[done]] = success
+        pending = pending[~done]
+        x[pending] = nxt
+        both[pending] |= check
+        inside = np.ones(pending.size, dtype=bool)
+        if pending.size == 0:
+            break
+        r, dr, ok, deeper = _evaluate(
+            model, fits, options, curves, pending, x, (theta_asi, theta_obs), both[pending]
+        )
+        # A lower minimum than the warm start's: the profile likelihood is lower than the
+        # evaluations so far said, so mu they found excluded may not be (those found allowed
+        # stay allowed).
+        hi[pending[deeper]] = np.nan
+        x_prev[pending[deeper]] = np.nan
+    root[pending] = x[pending]
+    return root.reshape(-1, CURVES), found.reshape(-1, CURVES)
+
+
+def _wald_guess(model, fits, options, curves) -> np.ndarray:
+    """A first guess of every root from sqrt(q_A(mu)) = mu / sigma."""
+    poi = curves.poi
     q_a = q_statistic(
         model, options.test_stat, options.mu_test, fits.asimov_fixed_mu.nll, fits.asimov_free
     )
     with np.errstate(divide="ignore"):
         sigma = options.mu_test / np.sqrt(np.maximum(q_a, 1e-12))
-    guess_exp = asymptotics.expected_limit_guess(sigma, level)  # (B, 5)
-    mu_hat = fits.free.theta[:, poi]
-    guess = np.concatenate([(mu_hat + guess_exp[:, 2])[:, None], guess_exp], axis=1).ravel()
-    x = np.clip(guess, lower_mu + 1e-9 * (upper_mu - lower_mu), upper_mu)
-
-    theta_obs = np.repeat(fits.fixed_mu.theta, n_curves, axis=0)
-    theta_asi = np.repeat(fits.asimov_fixed_mu.theta, n_curves, axis=0)
-    lo = np.full(point.size, np.nan)
-    hi = np.full(point.size, np.nan)
-    f_lo = np.full(point.size, np.nan)
-    f_hi = np.full(point.size, np.nan)
-    root = np.full(point.size, np.nan)
-    bracketed = np.zeros(point.size, dtype=bool)
-    pending = np.arange(point.size)
-    side = np.zeros(point.size, dtype=int)  # Illinois: which end was kept last time
-
-    for _ in range(MAX_ROUNDS):
-        if pending.size == 0:
-            break
-        f = _log_cls_minus_target(
-            model,
-            fits,
-            options,
-            point[pending],
-            curve[pending],
-            x[pending],
-            theta_obs,
-            theta_asi,
-            pending,
-        )
-        above = f > 0  # CLs above the target: mu is still allowed, the limit lies higher
-        lo[pending[above]] = x[pending[above]]
-        f_lo[pending[above]] = f[above]
-        hi[pending[~above]] = x[pending[~above]]
-        f_hi[pending[~above]] = f[~above]
-        has_both = np.isfinite(lo[pending]) & np.isfinite(hi[pending])
-        width = np.abs(hi[pending] - lo[pending])
-        done = has_both & (
-            (width <= RELATIVE_TOLERANCE * np.maximum(np.abs(x[pending]), 1e-12))
-            | (np.abs(f) < 1e-10)
-        )
-        root[pending[done]] = x[pending[done]]
-        bracketed[pending[done]] = True
-        # Rows that cannot be bracketed inside the POI bounds.
-        stuck = (~np.isfinite(hi[pending]) & (x[pending] >= upper_mu[pending])) | (
-            ~np.isfinite(lo[pending]) & (x[pending] <= lower_mu[pending] + 1e-12)
-        )
-        stuck &= ~done
-        root[pending[stuck]] = x[pending[stuck]]
-        keep = ~(done | stuck)
-        nxt = np.empty(pending.size)
-        # Not yet bracketed: step outwards geometrically.
-        only_lo = np.isfinite(lo[pending]) & ~np.isfinite(hi[pending])
-        only_hi = ~np.isfinite(lo[pending]) & np.isfinite(hi[pending])
-        nxt[only_lo] = np.minimum(x[pending[only_lo]] * 1.6 + 1e-6, upper_mu[pending[only_lo]])
-        nxt[only_hi] = np.maximum(x[pending[only_hi]] / 1.6, lower_mu[pending[only_hi]])
-        # Bracketed: Illinois false position.
-        b = has_both
-        idx = pending[b]
-        fl, fh = f_lo[idx].copy(), f_hi[idx].copy()
-        # Halve the function value of the end that has been kept twice in a row.
-        kept_lo = above[b] & (side[idx] == 1)
-        kept_hi = ~above[b] & (side[idx] == -1)
-        fh = np.where(kept_lo, 0.5 * fh, fh)
-        fl = np.where(kept_hi, 0.5 * fl, fl)
-        f_hi[idx] = fh
-        f_lo[idx] = fl
-        side[idx] = np.where(above[b], 1, -1)
-        cand = lo[idx] - fl * (hi[idx] - lo[idx]) / (fh - fl)
-        mid = 0.5 * (lo[idx] + hi[idx])
-        ok = (
-            np.isfinite(cand)
-            & (cand > np.minimum(lo[idx], hi[idx]))
-            & (cand < np.maximum(lo[idx], hi[idx]))
-        )
-        nxt[b] = np.where(ok, cand, mid)
-        x[pending] = nxt
-        pending = pending[keep]
-    root[pending] = x[pending]
-    return root.reshape(B, n_curves), bracketed.reshape(B, n_curves)
+    expected = asymptotics.expected_limit_guess(sigma, options.level)  # (B, 5)
+    mu_hat = np.maximum(fits.free.theta[:, poi], 0.0)
+    return np.concatenate([(mu_hat + expected[:, 2])[:, None], expected], axis=1).ravel()
 
 
-def _log_cls_minus_target(model, fits, options, pts, curves, mu, theta_obs, theta_asi, rows):
-    """log CLs(mu) - log(level) for each pending root; updates the warm starts in place."""
-    poi = model.poi_index
-    obs_rows = curves == 0
-    fixed = model.fixed[pts].copy()
+def _step(curves, roots, x, residuals, bounds, inside, seed, checked):
+    """Update the brackets of roots with their residuals (r, dr/dmu, fits converged) at x;
+    returns the next x of every root not settled, (done mask, root value, found) for all,
+    and which of those not settled are to be fitted from both starts. seed: a guess to
+    prefer to the fallback steps where it lies inside the bracket (NaN: none); checked:
+    whose residuals came from both starts (only those can be accepted)."""
+    r, dr, ok = residuals
+    lo, hi, lower, upper, x_prev, dr_prev = bounds
+    finite = np.isfinite(r)
+    allowed = finite & (r < 0.0) & inside
+    # A residual that cannot be computed counts as excluded, as CLs far below any level.
+    excluded = ~(finite & (r < 0.0)) & inside
+    lo[roots] = np.where(allowed, np.fmax(lo[roots], x), lo[roots])
+    hi[roots] = np.where(excluded, np.fmin(hi[roots], x), hi[roots])
+    b_lo, b_hi = lo[roots], hi[roots]
+    low, high = lower[roots], upper[roots]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        newton = np.where(finite & (dr > 0.0), x - r / dr, np.nan)
+    # Inside what is known: between the bracket's ends (open) and the POI bounds (closed).
+    floor = np.where(np.isfinite(b_lo), b_lo, -np.inf)
+    ceiling = np.where(np.isfinite(b_hi), b_hi, np.inf)
+    usable = np.isfinite(newton) & (newton > floor) & (newton < ceiling)
+    scale = TOLERANCE * np.maximum(np.abs(x), 1e-12)
+    delta = np.abs(newton - x)
+    # The error of the point a Newton step goes to is about r'' delta^2 / (2 r'); r'' is
+    # estimated from this root's previous slope.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        curvature = (dr - dr_prev[roots]) / (x - x_prev[roots])
+        predicted = np.abs(curvature) * delta**2 / (2.0 * dr)
+    quadratic = (
+        np.isfinite(predicted)
+        & (delta <= NEWTON_RANGE * np.abs(x))
+        & (predicted <= ACCURACY * np.abs(x))
+    )
+    x_prev[roots], dr_prev[roots] = x, dr
+    # Settled: a Newton step below the tolerance or whose end point is that accurate (inside
+    # the bracket, give or take the tolerance, and the bounds), or a bracket narrower than it.
+    step_ok = (
+        np.isfinite(newton)
+        & ((delta <= scale) | quadratic)
+        & (newton > floor - scale)
+        & (newton < ceiling + scale)
+    )
+    narrow = np.isfinite(b_lo) & np.isfinite(b_hi) & (np.abs(b_hi - b_lo) <= scale)
+    converged = (step_ok | narrow) & inside
+    settled_at = np.where(
+        step_ok, np.clip(newton, np.fmax(floor, low), np.fmin(ceiling, high)), 0.5 * (b_lo + b_hi)
+    )
+    # Allowed at the upper bound, or excluded at the lower one: nothing to find inside.
+    at_top = allowed & (x >= high)
+    at_bottom = excluded & (x <= low)
+    # Fitted from both starts from the evaluation that is likely to settle the root on.
+    check = ~checked & ((converged) | (delta <= NEAR * np.abs(x)))
+    converged &= checked
+    done = converged | at_top | at_bottom
+    value = np.where(converged, settled_at, np.where(at_top, high, low))
+    success = converged & ok
+
+    # Never exactly the lower bound (mu = 0: q_A and its slope vanish there); a step below
+    # it is not used (the curve is far from linear there).
+    guess = np.where(newton > low, np.minimum(newton, high), np.nan)
+    # Not usable: a proportional step for an expected curve (q_A ~ mu^2), then bisection or
+    # a geometric step outwards.
+    expected = ~curves.observed[roots]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = r + curves.target[roots]
+        wald = np.where(expected & (s > 0.0), x * curves.target[roots] / s, np.nan)
+    wald = np.where(np.isfinite(seed), seed, wald)
+    wald = np.clip(wald, low + 1e-9 * (high - low), high)
+    wald_ok = np.isfinite(wald) & (wald > floor) & (wald < ceiling)
+    both = np.isfinite(b_lo) & np.isfinite(b_hi)
+    fallback = np.where(
+        both,
+        0.5 * (b_lo + b_hi),
+        np.where(
+            np.isfinite(b_lo),
+            np.minimum(np.fmax(b_lo, x) * 1.6 + 1e-6, high),
+            np.maximum(np.fmin(b_hi, x) / 1.6, low),
+        ),
+    )
+    fallback = np.where(wald_ok, wald, fallback)
+    nxt = np.where(usable & (guess > floor) & (guess < ceiling), guess, fallback)
+    # A first evaluation outside the bounds leaves its brackets unset: start from the guess.
+    nxt = np.where(inside | np.isfinite(nxt), nxt, np.clip(x, low, high))
+    return nxt[~done], (done, value[done], success[done]), check[~done]
+
+
+def _evaluate(model, fits, options, curves, roots, x, warm, both):
+    """Fixed-POI fits of the pending roots at x from their warm starts (theta_asi,
+    theta_obs; updated in place) and, where `both`, also from the signal-free optimum, the
+    lower minimum kept; their residuals."""
+    theta_asi, theta_obs = warm
+    poi = curves.poi
+    pts = curves.point[roots]
+    obs = curves.observed[roots]
+    mu = x[roots]
+    # Rows: the Asimov fits, the fits to the data (observed roots); then the same again from
+    # the signal-free optimum for the roots fitted from both starts.
+    which = np.concatenate([np.arange(pts.size), np.flatnonzero(obs)])
+    asimov = np.concatenate([np.ones(pts.size, bool), np.zeros(int(obs.sum()), bool)])
+    extra = np.flatnonzero(both[which])
+    start = np.concatenate(
+        [theta_asi[roots], theta_obs[roots[obs]], fits.background.theta[pts[which[extra]]]]
+    )
+    which = np.concatenate([which, which[extra]])
+    asimov = np.concatenate([asimov, asimov[extra]])
+    start[:, poi] = mu[which]
+    fixed = model.fixed[pts[which]].copy()
     fixed[:, poi] = True
-    t_asi = theta_asi[rows].copy()
-    t_asi[:, poi] = mu
-    t_obs = theta_obs[rows[obs_rows]].copy()
-    t_obs[:, poi] = mu[obs_rows]
-    all_rows = np.concatenate([pts, pts[obs_rows]])
-    main = np.concatenate([fits.asimov_main[pts], model.observed[pts[obs_rows]]])
-    aux = np.concatenate([fits.asimov_aux[pts], model.aux[pts[obs_rows]]])
     out = minimize(
         model,
-        all_rows,
-        main,
-        aux,
-        np.concatenate([t_asi, t_obs]),
-        np.concatenate([fixed, fixed[obs_rows]]),
+        pts[which],
+        np.where(asimov[:, None], fits.asimov_main[pts[which]], model.observed[pts[which]]),
+        np.where(asimov[:, None], fits.asimov_aux[pts[which]], model.aux[pts[which]]),
+        start,
+        fixed,
         options.fit,
     )
-    n = pts.size
-    theta_asi[rows] = out.theta[:n]
-    theta_obs[rows[obs_rows]] = out.theta[n:]
-    nll_asi = out.nll[:n]
-    mu_hat_a = fits.asimov_free.theta[pts, poi]
-    q_a = np.where(mu_hat_a > mu, 0.0, np.maximum(2.0 * (nll_asi - fits.asimov_free.nll[pts]), 0))
-    sqrt_qa = np.sqrt(q_a)
-    n_sigma = asymptotics.EXPECTED_SIGMAS[np.maximum(curves - 1, 0)]
-    t = n_sigma.copy()
-    mu_hat = fits.free.theta[pts[obs_rows], poi]
-    q_obs = np.where(
-        mu_hat > mu[obs_rows],
-        0.0,
-        np.maximum(2.0 * (out.nll[n:] - fits.free.nll[pts[obs_rows]]), 0.0),
+    k = which.size - extra.size
+    deeper = np.zeros(roots.size, dtype=bool)
+    if extra.size:
+        second = np.arange(k, which.size)
+        lower = np.isfinite(out.nll[second]) & ~(out.nll[second] >= out.nll[extra])
+        out_first = out.nll[extra].copy()
+        out.replace_rows(extra[lower], out, second[lower])
+        # Different minima, not the same one reached twice (they agree to ~1e-9).
+        apart = ~(out.nll[extra] >= out_first - BASIN_GAP)
+        deeper[which[extra[apart]]] = True
+    out = out.take(slice(0, k))
+    k = pts.size
+    theta_asi[roots] = out.theta[:k]
+    theta_obs[roots[obs]] = out.theta[k:]
+    slope = out.gradient[:, poi]
+    return (
+        *curves.residuals(
+            roots,
+            mu,
+            (out.nll[:k], slope[:k], out.converged[:k]),
+            (out.nll[k:], slope[k:], out.converged[k:]),
+        ),
+        deeper,
     )
-    t[obs_rows] = asymptotics.t_value(q_obs, q_a[obs_rows], options.test_stat)
-    return asymptotics.log_cls_from_t(t, sqrt_qa)[2] - np.log(options.level)

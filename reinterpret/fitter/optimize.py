@@ -30,7 +30,8 @@ class FitOutcome:
     """Per-row results: theta (R, P), nll (R,), converged (R,), iterations (R,),
     projected gradient norm (R,), message per row; spread (R,) is how far above the kept
     minimum the highest other converged start ended, in -log L (0 for a single start; see
-    starts.py)."""
+    starts.py); gradient (R, P) is that of -log L at theta (NaN where not computed): along a
+    fixed parameter it is the derivative of the profile likelihood in that parameter."""
 
     theta: np.ndarray
     nll: np.ndarray
@@ -40,10 +41,26 @@ class FitOutcome:
     messages: list[str]
     hessian: np.ndarray | None = None
     spread: np.ndarray | None = None
+    gradient: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.spread is None:
             self.spread = np.zeros(self.nll.shape)
+        if self.gradient is None:
+            self.gradient = np.full(self.theta.shape, np.nan)
+
+    def replace_rows(self, rows: np.ndarray, other: FitOutcome, which: np.ndarray) -> None:
+        """Rows `rows` of this outcome become rows `which` of other (in place; spread kept)."""
+        self.theta[rows] = other.theta[which]
+        self.nll[rows] = other.nll[which]
+        self.converged[rows] = other.converged[which]
+        self.iterations[rows] = other.iterations[which]
+        self.gradient_norm[rows] = other.gradient_norm[which]
+        self.gradient[rows] = other.gradient[which]
+        for r, k in zip(np.atleast_1d(rows), np.atleast_1d(which), strict=True):
+            self.messages[r] = other.messages[k]
+        if self.hessian is not None and other.hessian is not None:
+            self.hessian[rows] = other.hessian[which]
 
     @staticmethod
     def concat(parts: list[FitOutcome]) -> FitOutcome:
@@ -58,6 +75,7 @@ class FitOutcome:
             [m for p in parts for m in p.messages],
             None if any(h is None for h in hessians) else np.concatenate(hessians),
             np.concatenate([p.spread for p in parts]),
+            np.concatenate([p.gradient for p in parts]),
         )
 
     def take(self, index) -> FitOutcome:
@@ -76,6 +94,7 @@ class FitOutcome:
             messages,
             None if self.hessian is None else self.hessian[index],
             self.spread[index],
+            self.gradient[index],
         )
 
 
@@ -106,6 +125,7 @@ def minimize(
     converged = np.zeros(R, dtype=bool)
     messages = ["iteration limit reached"] * R
     hessians = np.zeros((R, P, P)) if keep_hessian else None
+    gradients = np.full((R, P), np.nan)
     active = np.arange(R)
     # The evaluation at the current point of every active row. A full Newton step is tried
     # with a full evaluation (value, gradient and Hessian at once), which the next iteration
@@ -135,6 +155,7 @@ def minimize(
         iterations[idx] = it
         for i, is_bad in zip(idx, bad[finished], strict=True):
             messages[i] = "likelihood not finite" if is_bad else "converged"
+        gradients[idx] = ev.grad[finished]
         if keep_hessian:
             hessians[idx] = ev.hess[finished]
         keep = ~finished
@@ -178,9 +199,12 @@ def minimize(
     if active.size:
         out_nll[active] = ev.nll
         out_grad[active] = np.sqrt(((ev.grad * ~fixed[active]) ** 2).sum(axis=1))
+        gradients[active] = ev.grad
         if keep_hessian:
             hessians[active] = ev.hess
-    outcome = FitOutcome(theta, out_nll, converged, iterations, out_grad, messages, hessians)
+    outcome = FitOutcome(
+        theta, out_nll, converged, iterations, out_grad, messages, hessians, gradient=gradients
+    )
     if settle_kinks and model.kinks.any():
         _settle_kinks(model, rows, main, aux, fixed, options, outcome)
     return outcome
@@ -210,14 +234,9 @@ def _settle_kinks(model, rows, main, aux, fixed, options, outcome: FitOutcome) -
     )
     better = again.converged & (again.nll < outcome.nll[redo])
     idx = redo[better]
-    outcome.theta[idx] = again.theta[better]
-    outcome.nll[idx] = again.nll[better]
-    outcome.gradient_norm[idx] = again.gradient_norm[better]
-    outcome.converged[idx] = True
+    outcome.replace_rows(idx, again, np.flatnonzero(better))
     for i in idx:
         outcome.messages[i] = "converged (on a kink)"
-    if keep_hessian:
-        outcome.hessian[idx] = again.hessian[better]
 
 
 def _sufficient(f: np.ndarray, f0: np.ndarray, delta: np.ndarray, grad: np.ndarray):

@@ -169,14 +169,7 @@ def try_flips(
             continue
         if f < best[r] - IMPROVEMENT or not np.isfinite(best[r]):
             best[r] = f
-            outcome.theta[r] = again.theta[k]
-            outcome.nll[r] = f
-            outcome.converged[r] = again.converged[k]
-            outcome.iterations[r] = again.iterations[k]
-            outcome.gradient_norm[r] = again.gradient_norm[k]
-            outcome.messages[r] = again.messages[k]
-            if keep_hessian:
-                outcome.hessian[r] = again.hessian[k]
+            outcome.replace_rows(np.array([r]), again, np.array([k]))
     outcome.spread = _above(first, best)
     return outcome
 
