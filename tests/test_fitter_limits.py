@@ -64,3 +64,22 @@ def test_a_limit_in_a_lower_valley_than_the_warm_starts_one():
     assert result.mu_up_obs == pytest.approx(0.32614, abs=2e-5)
     for cls, level in _cls_at_limits(model, result):
         assert cls == pytest.approx(level, rel=2e-5)
+
+
+def test_a_limit_whose_newton_step_ends_beyond_the_bound_is_above_the_bound():
+    """sbottom_600_580_450: CLs of the +1 sigma band is still 0.0506 at the POI's upper bound
+    10, where Newton steps land just past it: the limit is null and flagged, not 10."""
+    bkg = load("sbottom", "BkgOnly.json")
+    ps = load("sbottom", "patchset.json")
+    from reinterpret import services
+
+    (point,) = services.patch_points(bkg, ps, ["sbottom_600_580_450"])
+    model = compile_models([point.workspace])
+    (result,) = hypotest(model, InferenceOptions(upper_limit=True))
+    (at_bound,) = hypotest(model, InferenceOptions(mu_test=10.0))
+    for k, above in enumerate(result.limit_above_poi_bound_exp):
+        if at_bound.cls_exp[k] > LEVEL:
+            assert above and result.mu_up_exp[k] is None
+        else:
+            assert not above and result.mu_up_exp[k] < 10.0
+    assert any(result.limit_above_poi_bound_exp)

@@ -147,6 +147,7 @@ def run_fits(model: ModelBatch, options: InferenceOptions) -> _Fits:
         np.concatenate([background.theta, fixed_mu.theta]),
         np.concatenate([model.fixed, fx_mu]),
         fopt,
+        keep_hessian=options.upper_limit,  # the limits' first warm starts follow from it
     )
     a_free, a_fixed = _split(asimov, model.size, 2)
     a_fixed = starts.try_flips(model, rows, a_main, a_aux, fx_mu, fopt, a_fixed)

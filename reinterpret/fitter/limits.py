@@ -19,6 +19,8 @@ square of that step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import log_ndtr, ndtri
 
@@ -121,8 +123,17 @@ def solve_limits(model, fits, options):
     n = point.size
     lower = np.maximum(model.lower[point, poi], 0.0)
     upper = model.upper[point, poi]
-    theta_asi = np.repeat(fits.asimov_fixed_mu.theta, CURVES, axis=0)
-    theta_obs = np.repeat(fits.fixed_mu.theta, CURVES, axis=0)
+    # Each root's last fits (Asimov, data), the mu they were made at and how their optimum
+    # moves with mu (the warm start of the next fit is predicted from it).
+    fixed = model.fixed.copy()
+    fixed[:, poi] = True
+    warm = _Warm(
+        np.repeat(fits.asimov_fixed_mu.theta, CURVES, axis=0),
+        np.repeat(fits.fixed_mu.theta, CURVES, axis=0),
+        np.full(n, float(options.mu_test)),
+        np.repeat(_profile_path(fits.asimov_fixed_mu, fixed, poi), CURVES, axis=0),
+        np.repeat(_profile_path(fits.fixed_mu, fixed, poi), CURVES, axis=0),
+    )
     lo = np.full(n, np.nan)  # the largest mu seen allowed
     hi = np.full(n, np.nan)  # the smallest mu seen excluded
     root = np.full(n, np.nan)
@@ -171,9 +182,7 @@ def solve_limits(model, fits, options):
         inside = np.ones(pending.size, dtype=bool)
         if pending.size == 0:
             break
-        r, dr, ok, deeper = _evaluate(
-            model, fits, options, curves, pending, x, (theta_asi, theta_obs), both[pending]
-        )
+        r, dr, ok, deeper = _evaluate(model, fits, options, curves, pending, x, warm, both[pending])
         # A lower minimum than the warm start's: the profile likelihood is lower than the
         # evaluations so far said, so mu they found excluded may not be (those found allowed
         # stay allowed).
@@ -238,6 +247,8 @@ def _step(curves, roots, x, residuals, bounds, inside, seed, checked):
         & ((delta <= scale) | quadratic)
         & (newton > floor - scale)
         & (newton < ceiling + scale)
+        & (newton >= low)
+        & (newton <= high)
     )
     narrow = np.isfinite(b_lo) & np.isfinite(b_hi) & (np.abs(b_hi - b_lo) <= scale)
     converged = (step_ok | narrow) & inside
@@ -283,11 +294,47 @@ def _step(curves, roots, x, residuals, bounds, inside, seed, checked):
     return nxt[~done], (done, value[done], success[done]), check[~done]
 
 
+@dataclass
+class _Warm:
+    """Per root: the last Asimov and data fits (R, P), the mu they were made at (R,) and
+    their profile paths d theta / d mu (R, P)."""
+
+    asimov: np.ndarray
+    data: np.ndarray
+    mu: np.ndarray
+    asimov_path: np.ndarray
+    data_path: np.ndarray
+
+    def starts(self, roots, obs, mu):
+        """Warm starts at mu (pending roots): the last fits moved along their paths (the fit
+        puts them inside the bounds)."""
+        step = (mu - self.mu[roots])[:, None]
+        asimov = self.asimov[roots] + self.asimov_path[roots] * step
+        data = self.data[roots[obs]] + self.data_path[roots[obs]] * step[obs]
+        return np.concatenate([asimov, data])
+
+
+def _profile_path(fit, fixed: np.ndarray, poi: int) -> np.ndarray:
+    """d theta / d mu along the profile at fixed-POI fits with Hessians (R, P): the optimum
+    of the free parameters f moves as -H_ff^-1 H_f,mu. Zero where it cannot be computed."""
+    if fit.hessian is None:
+        return np.zeros_like(fit.theta)
+    hess = fit.hessian
+    free = ~fixed
+    eye = np.broadcast_to(np.eye(hess.shape[1], dtype=bool), hess.shape)
+    system = np.where(free[:, :, None] & free[:, None, :], hess, np.where(eye, 1.0, 0.0))
+    rhs = np.where(free, -hess[:, :, poi], 0.0)
+    try:
+        path = np.linalg.solve(system, rhs[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        return np.zeros_like(fit.theta)
+    return np.where(np.isfinite(path), path, 0.0)
+
+
 def _evaluate(model, fits, options, curves, roots, x, warm, both):
-    """Fixed-POI fits of the pending roots at x from their warm starts (theta_asi,
-    theta_obs; updated in place) and, where `both`, also from the signal-free optimum, the
-    lower minimum kept; their residuals."""
-    theta_asi, theta_obs = warm
+    """Fixed-POI fits of the pending roots at x from their warm starts (moved along their
+    profile paths; updated in place) and, where `both`, also from the signal-free optimum,
+    the lower minimum kept; their residuals."""
     poi = curves.poi
     pts = curves.point[roots]
     obs = curves.observed[roots]
@@ -297,9 +344,9 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     which = np.concatenate([np.arange(pts.size), np.flatnonzero(obs)])
     asimov = np.concatenate([np.ones(pts.size, bool), np.zeros(int(obs.sum()), bool)])
     extra = np.flatnonzero(both[which])
-    start = np.concatenate(
-        [theta_asi[roots], theta_obs[roots[obs]], fits.background.theta[pts[which[extra]]]]
-    )
+    # The second start is the one the hypothesis test's own fits at mu start from: the
+    # signal-free optimum (so that CLs computed afresh at a limit is the level).
+    start = np.concatenate([warm.starts(roots, obs, mu), fits.background.theta[pts[which[extra]]]])
     which = np.concatenate([which, which[extra]])
     asimov = np.concatenate([asimov, asimov[extra]])
     start[:, poi] = mu[which]
@@ -313,6 +360,7 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
         start,
         fixed,
         options.fit,
+        keep_hessian=True,
     )
     k = which.size - extra.size
     deeper = np.zeros(roots.size, dtype=bool)
@@ -325,9 +373,13 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
         apart = ~(out.nll[extra] >= out_first - BASIN_GAP)
         deeper[which[extra[apart]]] = True
     out = out.take(slice(0, k))
+    path = _profile_path(out, fixed[:k], poi)
     k = pts.size
-    theta_asi[roots] = out.theta[:k]
-    theta_obs[roots[obs]] = out.theta[k:]
+    warm.asimov[roots] = out.theta[:k]
+    warm.data[roots[obs]] = out.theta[k:]
+    warm.asimov_path[roots] = path[:k]
+    warm.data_path[roots[obs]] = path[k:]
+    warm.mu[roots] = mu
     slope = out.gradient[:, poi]
     return (
         *curves.residuals(
