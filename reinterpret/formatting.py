@@ -41,7 +41,7 @@ def cls(value) -> str:
 def limit(value, above_bound: bool = False, bound: float | None = None) -> str:
     """An upper limit on mu: 3 significant digits, "> bound" when the limit lies beyond the
     upper bound of the POI (value then missing or meaningless), "–" when missing."""
-    # A limit at the bound itself was not bracketed below it: it too lies beyond.
+    # A limit at the bound itself was not found below it: it too lies beyond.
     at_bound = _finite(value) is not None and _finite(bound) is not None and value >= bound
     if above_bound or at_bound:
         return f"> {bound:g}" if _finite(bound) is not None else "> bound"

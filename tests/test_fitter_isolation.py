@@ -114,18 +114,18 @@ def test_a_failed_point_has_no_numbers_and_its_error():
 
 def test_limit_fields_tell_a_limit_above_the_bound_from_one_not_found():
     values = [10.0, 3.0, 10.0, 10.0, 0.0, 4.5]
-    bracketed = [False, True, False, True, False, True]
-    lim, warnings = limit_fields(values, bracketed, upper_bound=10.0, lower_bound=0.0)
+    found = [False, True, False, True, False, True]
+    lim, warnings = limit_fields(values, found, upper_bound=10.0, lower_bound=0.0)
     fields = lim["fields"]
     assert fields["mu_up_obs"] is None and fields["limit_above_poi_bound"] is True
     assert fields["mu_up_exp"] == (3.0, None, 10.0, None, 4.5)
     assert fields["limit_above_poi_bound_exp"] == (False, True, False, False, False)
     assert fields["poi_upper_bound"] == 10.0
-    # Above the bound is an answer; only the curve that ended at 0 unbracketed is a failure.
+    # Above the bound is an answer; only the curve that ended at 0 not found is a failure.
     assert fields["limits_converged"] is False and len(warnings) == 1
     assert "mu_up_exp[3]" in warnings[0]
     assert "above the upper bound of the POI (10)" in lim["null_reasons"]["mu_up_obs"]
-    assert "not bracketed" in lim["null_reasons"]["mu_up_exp[3]"]
+    assert "not found" in lim["null_reasons"]["mu_up_exp[3]"]
 
 
 def test_a_limit_above_the_poi_bound_is_null_and_flagged_and_cls_stays_converged():

@@ -299,9 +299,9 @@ def _poi_errors(model: ModelBatch, free: FitOutcome) -> list[float | None]:
 def upper_limits(model: ModelBatch, fits: _Fits, options: InferenceOptions):
     """Upper limits on the POI at CLs = level: observed and the expected band.
 
-    Returns (values (B, 6), bracketed (B, 6)); column 0 observed, 1..5 expected -2..+2 sigma.
-    Each of the 6*B curves is solved by its own bracketed false-position iteration; every
-    round evaluates all pending curves in one batched pair of fixed-POI fits.
+    Returns (values (B, 6), found (B, 6)); column 0 observed, 1..5 expected -2..+2 sigma.
+    See reinterpret/fitter/limits.py: Newton's method on the profile likelihood, every
+    pending curve of every point evaluated in one batch of fixed-POI fits per round.
     """
     from reinterpret.fitter.limits import solve_limits
 

@@ -129,19 +129,18 @@ def _short(x: float | None, spec: str = ".4g") -> str:
     return "null" if x is None else format(x, spec)
 
 
-def limit_fields(
-    values, bracketed, upper_bound: float, lower_bound: float
-) -> tuple[dict, list[str]]:
+def limit_fields(values, found, upper_bound: float, lower_bound: float) -> tuple[dict, list[str]]:
     """PointResult fields for the six limits of one point (observed, then expected -2..+2
-    sigma; values and bracketed are sequences of 6) and the warnings about them.
+    sigma; values and found, whether each was found, are sequences of 6) and the warnings
+    about them.
 
-    A curve that was not bracketed and ended at the upper POI bound lies above the bound:
-    its limit is None with the flag set, which is an answer, not a failure. Any other
-    unbracketed curve is None with a reason, and the limits are not converged."""
+    A curve that was not found and ended at the upper POI bound lies above the bound: its
+    limit is None with the flag set, which is an answer, not a failure. Any other curve not
+    found is None with a reason, and the limits are not converged."""
     out, reasons, warnings = [], {}, []
     above = []
     names = ["mu_up_obs", *(f"mu_up_exp[{i}]" for i in range(BAND))]
-    for name, value, ok in zip(names, values, bracketed, strict=True):
+    for name, value, ok in zip(names, values, found, strict=True):
         value = float(value)
         is_above = not ok and _finite(value) and value >= upper_bound * (1.0 - 1e-9)
         above.append(is_above)
@@ -157,7 +156,7 @@ def limit_fields(
             out.append(None)
             end = f"{value:.6g}" if _finite(value) else str(value)
             reasons[name] = (
-                f"the limit was not bracketed within the POI bounds [{lower_bound:g}, "
+                f"the limit was not found within the POI bounds [{lower_bound:g}, "
                 f"{upper_bound:g}] (the search ended at mu = {end})"
             )
             warnings.append(f"upper limit {name}: {reasons[name]}")
