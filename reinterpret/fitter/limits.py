@@ -10,11 +10,15 @@ likelihood (the other parameters sit at their optimum), so every evaluation give
 a slope, and each root is solved by Newton's method on a function that is nearly linear in
 mu: for an expected curve sqrt(q_A(mu)) minus the value at which its CLs is the level (known
 in closed form for each band), for the observed curve log(level) - log CLs(mu). The fits at
-mu_test that the CLs already needed are the first evaluation. A Newton step that leaves the
-bracket known so far is replaced by a proportional (Wald) step for an expected curve, else by
-bisection, or a geometric step outwards while only one side is known. A root is accepted when
-its Newton step is below TOLERANCE relative; the point stepped to is then off by about the
-square of that step.
+mu_test that the CLs already needed are the first evaluation; each next fit starts from the
+last one moved along the profile path (d theta / d mu = -H_ff^-1 H_f,mu from its Hessian). A
+Newton step that leaves the bracket known so far is replaced by a proportional (Wald) step
+for an expected curve, else by bisection, or a geometric step outwards while only one side is
+known. A root is accepted when its Newton step is below TOLERANCE relative, or when the error
+of the point stepped to, predicted from the curvature seen between its last two evaluations,
+is below ACCURACY relative; and only from an evaluation whose fits were also started from the
+signal-free optimum (where the hypothesis test's own fits start), the lower minimum kept: a
+chain of warm starts can follow a valley that is not the lowest one at the limit.
 """
 
 from __future__ import annotations
