@@ -37,8 +37,8 @@ TOLERANCE = 1e-5
 # A Newton step of at most NEWTON_RANGE (relative) whose end point is predicted to be within
 # ACCURACY (relative) of the root settles it; one within NEAR is the last but one.
 NEWTON_RANGE = 0.05
-ACCURACY = 1e-6
-NEAR = 0.01
+ACCURACY = 1e-5
+NEAR = 0.02
 # Two fits of one root whose -log L differ by more than this ended in different minima.
 BASIN_GAP = 1e-7
 CURVES = 6
@@ -269,15 +269,28 @@ def _step(curves, roots, x, residuals, bounds, inside, seed, checked):
     value = np.where(converged, settled_at, np.where(at_top, high, low))
     success = converged & ok
 
+    expected = ~curves.observed[roots]
+    target = curves.target[roots]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        s = r + target
+        # For an expected curve sqrt(q_A) is 0 at mu = 0 as well: the parabola a mu + b mu^2
+        # through 0 with the value and slope at x is a better model than Newton's line.
+        b = (dr * x - s) / (x * x)
+        a = 2.0 * s / x - dr
+        root_disc = np.sqrt(a * a + 4.0 * b * target)
+        parabola = 2.0 * target / (a + root_disc)
+        model_step = np.where(
+            expected & (s > 0.0) & (dr > 0.0) & np.isfinite(parabola) & (parabola > 0.0),
+            parabola,
+            newton,
+        )
+        wald = np.where(expected & (s > 0.0), x * target / s, np.nan)
     # Never exactly the lower bound (mu = 0: q_A and its slope vanish there); a step below
     # it is not used (the curve is far from linear there).
-    guess = np.where(newton > low, np.minimum(newton, high), np.nan)
+    guess = np.where(model_step > low, np.minimum(model_step, high), np.nan)
+    usable = np.isfinite(model_step) & (model_step > floor) & (model_step < ceiling)
     # Not usable: a proportional step for an expected curve (q_A ~ mu^2), then bisection or
     # a geometric step outwards.
-    expected = ~curves.observed[roots]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = r + curves.target[roots]
-        wald = np.where(expected & (s > 0.0), x * curves.target[roots] / s, np.nan)
     wald = np.where(np.isfinite(seed), seed, wald)
     wald = np.clip(wald, low + 1e-9 * (high - low), high)
     wald_ok = np.isfinite(wald) & (wald > floor) & (wald < ceiling)
