@@ -9,7 +9,9 @@ The gradient of -log L along the POI at a fixed-POI fit is the derivative of the
 likelihood (the other parameters sit at their optimum), so every evaluation gives a value and
 a slope, and each root is solved by Newton's method on a function that is nearly linear in
 mu: for an expected curve sqrt(q_A(mu)) minus the value at which its CLs is the level (known
-in closed form for each band), for the observed curve log(level) - log CLs(mu). The fits at
+in closed form for each band; as sqrt(q_A(0)) = 0, the next guess comes from the parabola
+through 0 with the value and slope at the last evaluation), for the observed curve
+log(level) - log CLs(mu). The fits at
 mu_test that the CLs already needed are the first evaluation; each next fit starts from the
 last one moved along the profile path (d theta / d mu = -H_ff^-1 H_f,mu from its Hessian). A
 Newton step that leaves the bracket known so far is replaced by a proportional (Wald) step
