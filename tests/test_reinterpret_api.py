@@ -128,8 +128,13 @@ def test_large_models_answer_with_a_job(client, stored):
     assert response.status_code == 202 and response["Location"].endswith(
         f"/api/v1/jobs/{response.json()['id']}"
     )
-    Worker().run_until_idle()
     created = response.json()
+    # The same description of the custom workspace as an immediate answer gives.
+    assert len(created["patch_sha256"]) == 64 and created["page"].endswith(
+        f"/custom/{created['patch_sha256']}/"
+    )
+    assert set(created["channels"]) == {"removed", "added", "note"}
+    Worker().run_until_idle()
     job = client.get(f"/api/v1/jobs/{created['id']}", HTTP_X_JOB_TOKEN=created["token"]).json()
     assert job["state"] == "succeeded" and 0 <= job["result"]["cls_obs"] <= 1
 

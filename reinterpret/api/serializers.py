@@ -64,6 +64,21 @@ class JobCreatedSerializer(JobSerializer):
         fields = [*JobSerializer.Meta.fields, "token"]
 
 
+class CustomJobCreatedSerializer(JobCreatedSerializer):
+    """The job of a custom signal, with the description of its workspace."""
+
+    patch_sha256 = serializers.CharField(help_text="sha256 of the stored signal patch")
+    page = serializers.URLField(help_text="the point page of the custom signal")
+    channels = serializers.DictField(
+        required=False,
+        help_text="for yields per channel: the channels removed from and added to the "
+        "published points' channel set, with a note saying why",
+    )
+
+    class Meta(JobCreatedSerializer.Meta):
+        fields = [*JobCreatedSerializer.Meta.fields, "patch_sha256", "page", "channels"]
+
+
 # JSON types as the schema states them: DRF would otherwise read "1.5" as a number and 0 as
 # the string "0".
 class StrictIntegerField(serializers.IntegerField):

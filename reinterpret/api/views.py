@@ -26,6 +26,7 @@ from reinterpret import contours, figures, jobs, plots, services
 from reinterpret import points as point_views
 from reinterpret.api.filters import JobFilterSet
 from reinterpret.api.serializers import (
+    CustomJobCreatedSerializer,
     JobCreatedSerializer,
     JobSerializer,
     ReinterpretRequestSerializer,
@@ -61,8 +62,8 @@ def job_owner(request):
     return request.user if request.user.is_authenticated else None
 
 
-def job_response(request, job: Job, code=status.HTTP_202_ACCEPTED) -> Response:
-    body = JobSerializer(job, context={"request": request}).data
+def job_response(request, job: Job, code=status.HTTP_202_ACCEPTED, **extra) -> Response:
+    body = {**JobSerializer(job, context={"request": request}).data, **extra}
     token = getattr(job, "token", None)
     response = Response({**body, "token": token} if token else body, status=code)
     response["Location"] = body["url"]
@@ -213,7 +214,7 @@ class ReinterpretView(APIView):
         request=ReinterpretRequestSerializer,
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, "the result (as for an archived point)"),
-            202: JobCreatedSerializer,
+            202: CustomJobCreatedSerializer,
         },
     )
     def post(self, request, pk: int):
@@ -246,7 +247,8 @@ class ReinterpretView(APIView):
             owner=job_owner(request),
             client=client_ident(request),
         )
-        return job_response(request, job)
+        # The same description of the custom workspace as the immediate answer has.
+        return job_response(request, job, **view)
 
 
 class ScanView(APIView):
