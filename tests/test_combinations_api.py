@@ -198,11 +198,18 @@ def test_whole_grid_scan_through_the_job_queue_with_contour(client, regions):
     assert by_name["C1N2_800_100"]["background_only"] == ["B"]
     assert by_name["C1N2_300_0"]["members"] == {"A": "C1N2_300_0", "B": "C1N2_300_0"}
     assert job.result["contour"]["curves"]
-    svg = client.get(f"/api/v1/combinations/{combination['id']}/scans/{job_id}/contour.svg")
+    svg_url = f"/api/v1/combinations/{combination['id']}/scans/{job_id}/contour.svg"
+    token = response.json()["token"]  # an anonymous job
+    # Jobs are shown to their owners only: the contour and the latest scan of the detail
+    # need the anonymous job's token (header or ?token=).
+    svg = client.get(svg_url, HTTP_X_JOB_TOKEN=token)
     assert svg.status_code == 200 and b"<svg" in svg.content[:300]
     assert b"Observed limit" in svg.content
-    detail = client.get(f"/api/v1/combinations/{combination['id']}").json()
-    assert detail["latest_scan"]["id"] == job_id
+    assert client.get(f"{svg_url}?token={token}").status_code == 200
+    assert client.get(svg_url).status_code == 404
+    detail_url = f"/api/v1/combinations/{combination['id']}"
+    assert client.get(detail_url, HTTP_X_JOB_TOKEN=token).json()["latest_scan"]["id"] == job_id
+    assert client.get(detail_url).json()["latest_scan"] is None
     bad_axis = client.post(
         f"/api/v1/combinations/{combination['id']}/scan", {"x": "nope"}, format="json"
     )

@@ -28,7 +28,7 @@ from reinterpret.api.serializers import (
     JobSerializer,
     ScanRequestSerializer,
 )
-from reinterpret.api.views import job_owner, job_response, sync_fits
+from reinterpret.api.views import job_owner, job_response, job_token, sync_fits
 from reinterpret.errors import ReinterpretError
 from reinterpret.models import Combination, Job, JobKind
 
@@ -63,8 +63,12 @@ def describe(combination: Combination, request=None, with_report: bool = False) 
             cs.Policy.from_dict(combination.policy),
             combination.label_map,
         )
-        scans = combination.jobs.filter(kind=JobKind.COMBINATION_SCAN).order_by("-created", "-id")
-        latest = scans.first()
+        # Jobs are shown to their owners only (a user, or the bearer of an anonymous job's
+        # token): the latest scan this requester may see.
+        scans = combination.jobs.filter(kind=JobKind.COMBINATION_SCAN).visible_to(
+            request.user, job_token(request)
+        )
+        latest = scans.order_by("-created", "-id").first()
         body["latest_scan"] = (
             JobSerializer(latest, context={"request": request}).data if latest else None
         )
@@ -252,7 +256,8 @@ class CombinationContourView(APIView):
         },
     )
     def get(self, request, pk: int, job: int):
-        scan = get_object_or_404(Job, pk=job, combination_id=pk, kind=JobKind.COMBINATION_SCAN)
+        visible = Job.objects.visible_to(request.user, job_token(request))
+        scan = get_object_or_404(visible, pk=job, combination_id=pk, kind=JobKind.COMBINATION_SCAN)
         if not scan.result or "contour" not in scan.result:
             raise NotFound("the scan has no contour (yet)")
         contour, labels = scan.result["contour"], scan.result["labels"]

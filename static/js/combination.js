@@ -136,7 +136,7 @@
     }
     if (job.result.contour) {
       document.getElementById("contour").innerHTML =
-        `<img src="${api}/combinations/${id}/scans/${job.id}/contour.svg" alt="exclusion contour" width="640" height="480">`;
+        `<img src="${api}/combinations/${id}/scans/${job.id}/contour.svg${job.token ? `?token=${encodeURIComponent(job.token)}` : ""}" alt="exclusion contour" width="640" height="480">`;
     }
   }
 
