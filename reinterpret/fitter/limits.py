@@ -232,7 +232,6 @@ def _step(curves, roots, x, residuals, bounds, inside, seed, checked):
     # Inside what is known: between the bracket's ends (open) and the POI bounds (closed).
     floor = np.where(np.isfinite(b_lo), b_lo, -np.inf)
     ceiling = np.where(np.isfinite(b_hi), b_hi, np.inf)
-    usable = np.isfinite(newton) & (newton > floor) & (newton < ceiling)
     scale = TOLERANCE * np.maximum(np.abs(x), 1e-12)
     delta = np.abs(newton - x)
     # The error of the point a Newton step goes to is about r'' delta^2 / (2 r'); r'' is

@@ -593,14 +593,10 @@ class ModelBatch:
             m = model_rows[kk]
             new, old = theta[kk, self.ns_par[jj]], th0[kk, self.ns_par[jj]]
             hi, lo = self.ns_hi[m, jj], self.ns_lo[m, jj]
-            if self.ns_coef is not None:
-                c = self.ns_coef[:, m, jj]
-                f_new = interpolation.code4(new, c, lambda out: (hi[out], lo[out]))[0]
-                f_old = interpolation.code4(old, c, lambda out: (hi[out], lo[out]))[0]
-            else:
-                code = self.codes.normsys
-                f_new = interpolation.multiplicative(code, new, hi, lo)[0]
-                f_old = interpolation.multiplicative(code, old, hi, lo)[0]
+            c = None if self.ns_coef is None else self.ns_coef[:, m, jj]
+            code = self.codes.normsys
+            f_new = interpolation.multiplicative(code, new, hi, lo, c)[0]
+            f_old = interpolation.multiplicative(code, old, hi, lo, c)[0]
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = f_new / f_old
             bad = ~(np.isfinite(ratio) & (f_old != 0.0))
