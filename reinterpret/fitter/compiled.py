@@ -1,0 +1,228 @@
+"""The compiled core of the batched likelihood (see kernel.py): yields and their derivatives,
+row by row.
+
+ModelBatch keeps the model as (parameter, sample-bin) pairs: histosys pairs (an additive
+shift per pair), linear pairs (normfactor, lumi, staterror, shapesys, shapefactor: the
+factor is the parameter itself where the model has the modifier, else 1) and normsys pairs
+(a factor interpolated once per (parameter, sample), "unique" entries, and spread to the
+sample's bins). Written as numpy operations this costs one pass over memory per operation
+on arrays that mostly hold ones and zeros; here each pair is visited once per row, and what
+the Hessian needs from it is written straight into the dense arrays of the one product
+that remains (second-derivative part: U rho^T, done by BLAS in ModelBatch).
+
+Compiled by numba on first use and cached on disk (beside this file, or where
+NUMBA_CACHE_DIR says; a temporary directory when this package's directory is read-only).
+Floating-point errors follow IEEE rules (error_model="numpy"): a zero yield gives inf or NaN
+as numpy would, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+import numpy as np
+
+if "NUMBA_CACHE_DIR" not in os.environ and not os.access(os.path.dirname(__file__), os.W_OK):
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "hepstore-numba-cache")
+
+from numba import njit  # noqa: E402  (reads NUMBA_CACHE_DIR when imported)
+
+
+@njit(cache=True, error_model="numpy")
+def _exponential(alpha, hi, lo):
+    """code1: hi**alpha (alpha >= 0), lo**-alpha (alpha < 0), with two derivatives."""
+    if alpha >= 0.0:
+        log_base = math.log(hi) if hi > 0.0 else (-math.inf if hi == 0.0 else math.nan)
+        value = hi**alpha
+    else:
+        log_base = -math.log(lo) if lo > 0.0 else (math.inf if lo == 0.0 else math.nan)
+        value = lo ** (-alpha)
+    return value, value * log_base, value * log_base * log_base
+
+
+@njit(cache=True, error_model="numpy")
+def _normsys(code, alpha, hi, lo, coef, b, u):
+    """Factor, slope and curvature of one normsys entry; coef[:, b, u]: its six code4
+    coefficients (read for code4 only)."""
+    if code == 0:
+        slope = hi - 1.0 if alpha >= 0.0 else 1.0 - lo
+        return 1.0 + alpha * slope, slope, 0.0
+    if code == 1 or abs(alpha) >= 1.0:
+        return _exponential(alpha, hi, lo)
+    c = coef[:, b, u]
+    a = alpha
+    poly = c[5] * a
+    for i in range(4, -1, -1):
+        poly = (poly + c[i]) * a
+    d1 = 6.0 * c[5] * a
+    for i, k in ((4, 5.0), (3, 4.0), (2, 3.0), (1, 2.0)):
+        d1 = (d1 + k * c[i]) * a
+    d2 = 30.0 * c[5] * a
+    for i, k in ((4, 20.0), (3, 12.0), (2, 6.0)):
+        d2 = (d2 + k * c[i]) * a
+    return poly + 1.0, d1 + c[0], d2 + 2.0 * c[1]
+
+
+@njit(cache=True, error_model="numpy")
+def _histosys(code, alpha, up, down):
+    """Shift, slope and curvature of one histosys entry (up = hi - nominal, down = nominal -
+    lo)."""
+    if code == 0 or abs(alpha) > 1.0:
+        slope = up if alpha >= 0.0 else down
+        return alpha * slope, slope, 0.0
+    s = 0.5 * (up + down)
+    a_coef = 0.0625 * (up - down)
+    a2 = alpha * alpha
+    a4 = a2 * a2
+    value = alpha * s + a_coef * a2 * (15.0 - 10.0 * a2 + 3.0 * a4)
+    d1 = s + a_coef * alpha * (30.0 - 40.0 * a2 + 18.0 * a4)
+    d2 = a_coef * (30.0 - 120.0 * a2 + 90.0 * a4)
+    return value, d1, d2
+
+
+@njit(cache=True, error_model="numpy")
+def yields(
+    theta, rows, main, nominal, sb_bin, nbins,
+    hs_code, hs_par, hs_sb, hs_up, hs_down,
+    lin_par, lin_sb, lin_on,
+    ns_code, u_par, u_hi, u_lo, u_coef, ns_spread, mul_par, mul_sb, hs_mul,
+    derivatives, additive, factor, nu, nll, grad, jac_bins, u_mat, rho_mat, diag, zero_q,
+    zero_value,
+):  # fmt: skip
+    """For each row r (model rows[r], parameters theta[r]): additive (A) and factor (F) per
+    sample-bin, expected yields nu per bin and the Poisson part of -log L (nll). With
+    derivatives also, of the Poisson part: the gradient; jac_bins = dnu_bin/dp; U and rho
+    of the off-diagonal second derivatives (see ModelBatch._evaluate; zero-initialised on
+    entry); the diagonal of the second-derivative term; and, for histosys pairs in a
+    sample-bin whose factor product has exactly one zero factor, the column q of that factor
+    (zero_q, -1 elsewhere) and the term c A' m_q (zero_value)."""
+    R = theta.shape[0]
+    S = nominal.shape[1]
+    K = hs_par.size
+    U = u_par.size
+    nl = lin_par.size
+    M = mul_par.size
+    d1 = np.empty(K)
+    d2 = np.empty(K)
+    f = np.empty(U)
+    f1 = np.empty(U)
+    f2 = np.empty(U)
+    g = np.empty(M)
+    g1 = np.empty(M)
+    m = np.empty(M)
+    others = np.empty(S)
+    n_zero = np.empty(S, dtype=np.int64)
+    zero_at = np.empty(S, dtype=np.int64)
+    c_bin = np.empty(nbins)
+    c_sb = np.empty(S)
+    for r in range(R):
+        b = rows[r]
+        th = theta[r]
+        A = additive[r]
+        for s in range(S):
+            A[s] = nominal[b, s]
+            others[s] = 1.0
+            n_zero[s] = 0
+        for k in range(K):
+            v, v1, v2 = _histosys(hs_code, th[hs_par[k]], hs_up[b, k], hs_down[b, k])
+            A[hs_sb[k]] += v
+            d1[k] = v1
+            d2[k] = v2
+        for u in range(U):
+            v, v1, v2 = _normsys(ns_code, th[u_par[u]], u_hi[b, u], u_lo[b, u], u_coef, b, u)
+            f[u] = v
+            f1[u] = v1
+            f2[u] = v2
+        for j in range(M):
+            if j < nl:
+                if lin_on[b, j]:
+                    g[j] = th[lin_par[j]]
+                    g1[j] = 1.0
+                else:
+                    g[j] = 1.0
+                    g1[j] = 0.0
+            else:
+                u = ns_spread[j - nl]
+                g[j] = f[u]
+                g1[j] = f1[u]
+            s = mul_sb[j]
+            if g[j] == 0.0:
+                n_zero[s] += 1
+                zero_at[s] = j
+            else:
+                others[s] *= g[j]
+        F = factor[r]
+        nu_r = nu[r]
+        for n in range(nbins):
+            nu_r[n] = 0.0
+        for s in range(S):
+            F[s] = others[s] if n_zero[s] == 0 else 0.0
+            nu_r[sb_bin[s]] += A[s] * F[s]
+        total = 0.0
+        for n in range(nbins):
+            x = main[r, n]
+            if x > 0.0:
+                log_nu = (
+                    math.log(nu_r[n])
+                    if nu_r[n] > 0.0
+                    else (-math.inf if nu_r[n] == 0.0 else math.nan)
+                )
+                total += nu_r[n] - x * log_nu + math.lgamma(x + 1.0)
+                c_bin[n] = 1.0 - x / nu_r[n]
+            else:
+                total += nu_r[n]
+                c_bin[n] = 1.0
+        nll[r] = total
+        if not derivatives:
+            continue
+        for s in range(S):
+            c_sb[s] = c_bin[sb_bin[s]]
+        J = jac_bins[r]
+        Um = u_mat[r]
+        Rm = rho_mat[r]
+        D = diag[r]
+        for j in range(M):
+            s = mul_sb[j]
+            p = mul_par[j]
+            nz = n_zero[s]
+            if nz == 0:
+                excl = others[s] / g[j]
+                rho = g1[j] / g[j]
+            elif nz == 1 and g[j] == 0.0:
+                excl = others[s]
+                rho = 0.0
+            else:
+                excl = 0.0
+                rho = 0.0 if g[j] == 0.0 else g1[j] / g[j]
+            m[j] = g1[j] * excl
+            am = A[s] * m[j]
+            J[p, sb_bin[s]] += am
+            # A m counts half in U (U rho^T is symmetrised), whole beside a single zero.
+            Um[p, s] = c_sb[s] * (1.0 if nz == 1 else 0.5) * am
+            Rm[p, s] = rho
+            if j >= nl:
+                D[p] += c_sb[s] * A[s] * f2[ns_spread[j - nl]] * excl
+        for k in range(K):
+            s = hs_sb[k]
+            p = hs_par[k]
+            fd1 = d1[k] * F[s]
+            J[p, sb_bin[s]] += fd1
+            Um[p, s] += c_sb[s] * fd1
+            t = d2[k] * F[s]
+            if hs_mul[k] >= 0:
+                t += 2.0 * d1[k] * m[hs_mul[k]]
+            D[p] += c_sb[s] * t
+            if n_zero[s] == 1:
+                zero_q[r, k] = mul_par[zero_at[s]]
+                zero_value[r, k] = c_sb[s] * d1[k] * m[zero_at[s]]
+            else:
+                zero_q[r, k] = -1
+                zero_value[r, k] = 0.0
+        G = grad[r]
+        for p in range(G.size):
+            acc = 0.0
+            for n in range(nbins):
+                acc += J[p, n] * c_bin[n]
+            G[p] = acc

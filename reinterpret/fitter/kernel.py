@@ -1,0 +1,161 @@
+"""The core of the batched likelihood, yields(): for rows of parameters, the yields and, with
+derivatives, what the gradient and Hessian of -log L need (see ModelBatch._evaluate).
+
+Two implementations with one signature: compiled.yields (numba; visits each (parameter,
+sample-bin) pair once per row) and numpy_yields below (the same arithmetic as whole-array
+numpy operations). The compiled one is used where numba can be imported; numpy_yields is the
+fallback, and HEPSTORE_FITTER_KERNEL=numpy selects it. Both are tested to agree.
+
+Arguments (R rows, B models, P parameters, S sample-bins, N bins; K histosys pairs, U normsys
+(parameter, sample) entries spread to the normsys pairs by ns_spread, M multiplicative pairs:
+the linear pairs first, then the normsys pairs): theta (R, P), rows (R,), main (R, N), nominal
+(B, S), sb_bin (S,), nbins; hs_code, hs_par, hs_sb (K,), hs_up, hs_down (B, K); lin_par,
+lin_sb (L,), lin_on (B, L); ns_code, u_par (U,), u_hi, u_lo (B, U), u_coef (6, B, U; code4),
+ns_spread (M - L,); mul_par, mul_sb (M,); hs_mul (K,): the multiplicative pair of the same
+(parameter, sample-bin) or -1; derivatives; and the outputs, written in place: additive,
+factor (R, S), nu (R, N), nll (R,) (the Poisson part), grad (R, P), jac_bins (R, P, N), u, rho
+(R, P, S), diag (R, P) (these four zero on entry), zero_q, zero_value (R, K).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from scipy.special import gammaln
+
+from reinterpret.fitter import interpolation
+
+# Interpolation codes as the kernels know them.
+NORMSYS_CODES = {"code0": 0, "code1": 1, "code4": 4}
+HISTOSYS_CODES = {"code0": 0, "code4p": 4}
+_NORMSYS_NAMES = {v: k for k, v in NORMSYS_CODES.items()}
+_HISTOSYS_NAMES = {v: k for k, v in HISTOSYS_CODES.items()}
+
+
+def scatter(values: np.ndarray, index: np.ndarray, width: int) -> np.ndarray:
+    """Sum values (R, K) into columns index (K,) of an (R, width) array."""
+    R = values.shape[0]
+    flat = (np.arange(R)[:, None] * width + index[None, :]).ravel()
+    out = np.bincount(flat, weights=values.ravel(), minlength=R * width)
+    return out.astype(float, copy=False).reshape(R, width)  # (bincount of nothing is int)
+
+
+def _product_layout(mul_sb: np.ndarray, S: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column order and segment starts for a product over the pairs of each sample-bin by one
+    reduceat: the pairs in sample-bin order, each sample-bin led by a unit entry (column M)."""
+    M = mul_sb.size
+    order = np.argsort(mul_sb, kind="stable")
+    counts = np.bincount(mul_sb, minlength=S)
+    starts = np.concatenate([[0], np.cumsum(counts + 1)[:-1]]).astype(int)
+    take = np.full(M + S, M)
+    mask = np.ones(M + S, dtype=bool)
+    mask[starts] = False
+    take[mask] = order
+    return take, starts
+
+
+def numpy_yields(
+    theta, rows, main, nominal, sb_bin, nbins,
+    hs_code, hs_par, hs_sb, hs_up, hs_down,
+    lin_par, lin_sb, lin_on,
+    ns_code, u_par, u_hi, u_lo, u_coef, ns_spread, mul_par, mul_sb, hs_mul,
+    derivatives, additive, factor, nu, nll, grad, jac_bins, u_mat, rho_mat, diag, zero_q,
+    zero_value,
+):  # fmt: skip
+    """yields() as whole-array numpy operations; see the module docstring."""
+    R, P = theta.shape
+    S = nominal.shape[1]
+    nl, M = lin_par.size, mul_par.size
+    delta, d1, d2 = interpolation.additive(
+        _HISTOSYS_NAMES[hs_code], theta[:, hs_par], hs_up[rows], hs_down[rows], None, derivatives
+    )
+    additive[:] = nominal[rows] + scatter(delta, hs_sb, S)
+    alpha = theta[:, u_par]
+    hi, lo = u_hi[rows], u_lo[rows]
+    if ns_code == NORMSYS_CODES["code4"]:
+        f, f1, f2 = interpolation.code4(
+            alpha, u_coef[:, rows], lambda out: (hi[out], lo[out]), derivatives
+        )
+    else:
+        f, f1, f2 = interpolation.multiplicative(_NORMSYS_NAMES[ns_code], alpha, hi, lo)
+    on = lin_on[rows]
+    g = np.empty((R, M + 1))
+    g[:, M] = 1.0
+    g[:, :nl] = np.where(on, theta[:, lin_par], 1.0)
+    g[:, nl:M] = f[:, ns_spread]
+    # A factor can be exactly zero (a signal strength at its bound 0): the product is then
+    # zero, the product without it is that of the others, every other leave-one-out
+    # product is zero (two zeros: all are zero).
+    zero = g[:, :M] == 0.0
+    n_zero = scatter(zero.astype(float), mul_sb, S) if zero.any() else None
+    safe = g if n_zero is None else np.where(g == 0.0, 1.0, g)
+    take, starts = _product_layout(mul_sb, S)
+    others = np.multiply.reduceat(safe[:, take], starts, axis=1)
+    factor[:] = others if n_zero is None else np.where(n_zero > 0, 0.0, others)
+    nu[:] = scatter(additive * factor, sb_bin, nbins)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(main > 0, nu - main * np.log(nu) + gammaln(main + 1.0), nu)
+        c_bin = np.where(main > 0, 1.0 - main / nu, 1.0)
+    nll[:] = terms.sum(axis=1)
+    if not derivatives:
+        return
+    c_sb = c_bin[:, sb_bin]
+    g1 = np.empty((R, M))
+    g1[:, :nl] = on
+    g1[:, nl:] = f1[:, ns_spread]
+    g, safe = g[:, :M], safe[:, :M]
+    at = others[:, mul_sb]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if n_zero is None:
+            excl, rho = at / g, g1 / g
+        else:
+            nz = n_zero[:, mul_sb]
+            excl = np.where(nz == 0, at / safe, np.where((nz == 1) & zero, at, 0.0))
+            rho = np.where(zero, 0.0, g1 / safe)
+    m = g1 * excl
+    am = additive[:, mul_sb] * m
+    fd1 = d1 * factor[:, hs_sb]
+    to_bins = np.concatenate([mul_par * nbins + sb_bin[mul_sb], hs_par * nbins + sb_bin[hs_sb]])
+    jac_bins[:] = scatter(np.concatenate([am, fd1], axis=1), to_bins, P * nbins).reshape(
+        R, P, nbins
+    )
+    grad[:] = np.einsum("rpn,rn->rp", jac_bins, c_bin)
+    # A m counts half in U (U rho^T is symmetrised), whole beside a single zero.
+    keep = 0.5 if n_zero is None else np.where(n_zero == 1, 1.0, 0.5)[:, mul_sb]
+    u_flat = u_mat.reshape(R, P * S)
+    u_flat[:, mul_par * S + mul_sb] = c_sb[:, mul_sb] * keep * am
+    u_flat[:, hs_par * S + hs_sb] += c_sb[:, hs_sb] * fd1
+    rho_mat.reshape(R, P * S)[:, mul_par * S + mul_sb] = rho
+    ns = slice(nl, M)
+    diag[:] = scatter(
+        c_sb[:, mul_sb[ns]] * additive[:, mul_sb[ns]] * f2[:, ns_spread] * excl[:, ns],
+        mul_par[ns],
+        P,
+    )
+    t = d2 * factor[:, hs_sb]
+    shared = np.flatnonzero(hs_mul >= 0)
+    t[:, shared] += 2.0 * d1[:, shared] * m[:, hs_mul[shared]]
+    diag += scatter(c_sb[:, hs_sb] * t, hs_par, P)
+    if n_zero is None:
+        zero_q[:] = -1
+        zero_value[:] = 0.0
+        return
+    single = (n_zero == 1)[:, hs_sb]
+    which = scatter(np.where(zero, mul_par, 0).astype(float), mul_sb, S)
+    m_zero = scatter(np.where(zero, m, 0.0), mul_sb, S)
+    zero_q[:] = np.where(single, which[:, hs_sb].astype(np.int64), -1)
+    zero_value[:] = np.where(single, c_sb[:, hs_sb] * d1 * m_zero[:, hs_sb], 0.0)
+
+
+def _select():
+    if os.environ.get("HEPSTORE_FITTER_KERNEL", "numba") == "numpy":
+        return numpy_yields, "numpy"
+    try:
+        from reinterpret.fitter import compiled
+    except ImportError:
+        return numpy_yields, "numpy"
+    return compiled.yields, "numba"
+
+
+yields, NAME = _select()

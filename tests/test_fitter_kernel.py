@@ -1,0 +1,60 @@
+"""The two implementations of the likelihood's core (reinterpret/fitter/kernel.py): the
+compiled one (numba) and the numpy fallback give the same value, gradient and Hessian, for
+every interpolation code, with factors exactly zero (mu = 0) and parameters beyond +-1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reinterpret.fitter import compiled, kernel
+from reinterpret.fitter.model import InterpolationCodes
+
+
+def _rows(model, seed: int) -> np.ndarray:
+    """Parameter rows of one model: perturbed, some at mu = 0, some far beyond +-1."""
+    rng = np.random.default_rng(seed)
+    theta = np.repeat(model.init, 12, axis=0)
+    theta += rng.normal(scale=0.4, size=theta.shape) * ~model.fixed
+    theta[::4] += rng.choice([-2.5, 2.5], size=theta[::4].shape) * ~model.fixed
+    theta = np.clip(theta, model.lower + 1e-3, model.upper)
+    theta[::3, model.poi_index] = 0.0
+    return theta
+
+
+@pytest.mark.parametrize(
+    "codes", [("code4", "code4p"), ("code0", "code0"), ("code1", "code4p")], ids=str
+)
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_and_numpy_kernels_agree(monkeypatch, seed, codes):
+    from reinterpret.fitter import compile_models
+    from tests.test_fitter_random import random_workspace
+
+    model = compile_models([random_workspace(seed)], codes=InterpolationCodes(*codes))
+    theta = _rows(model, seed)
+    rows = np.zeros(theta.shape[0], dtype=int)
+    main = np.repeat(model.observed, theta.shape[0], axis=0)
+    aux = np.repeat(model.aux, theta.shape[0], axis=0)
+    out = {}
+    for name, function in (("numba", compiled.yields), ("numpy", kernel.numpy_yields)):
+        monkeypatch.setattr(kernel, "yields", function)
+        out[name] = (
+            model.evaluate(theta, rows, main, aux),
+            model.nll(theta, rows, main, aux),
+            model.expected(theta, rows)[0],
+        )
+    (a, a_nll, a_nu), (b, b_nll, b_nu) = out["numba"], out["numpy"]
+    assert np.isfinite(a.hess).all()
+    assert np.allclose(a.nll, b.nll, rtol=1e-12, atol=1e-9)
+    assert np.allclose(a_nll, b_nll, rtol=1e-12, atol=1e-9)
+    assert np.allclose(a_nu, b_nu, rtol=1e-12, atol=1e-12)
+    assert np.allclose(a.grad, b.grad, rtol=1e-9, atol=1e-8)
+    assert np.allclose(a.hess, b.hess, rtol=1e-9, atol=1e-8)
+    assert np.allclose(a.curvature, b.curvature, rtol=1e-9, atol=1e-8)
+
+
+def test_the_numpy_kernel_is_chosen_when_asked(monkeypatch):
+    monkeypatch.setenv("HEPSTORE_FITTER_KERNEL", "numpy")
+    assert kernel._select() == (kernel.numpy_yields, "numpy")
+    monkeypatch.delenv("HEPSTORE_FITTER_KERNEL")
+    assert kernel._select() == (compiled.yields, "numba")
