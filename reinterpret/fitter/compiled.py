@@ -44,14 +44,14 @@ def _exponential(alpha, hi, lo):
 
 @njit(cache=True, error_model="numpy")
 def _normsys(code, alpha, hi, lo, coef, b, u):
-    """Factor, slope and curvature of one normsys entry; coef[:, b, u]: its six code4
+    """Factor, slope and curvature of one normsys entry; coef[b, u]: its six code4
     coefficients (read for code4 only)."""
     if code == 0:
         slope = hi - 1.0 if alpha >= 0.0 else 1.0 - lo
         return 1.0 + alpha * slope, slope, 0.0
     if code == 1 or abs(alpha) >= 1.0:
         return _exponential(alpha, hi, lo)
-    c = coef[:, b, u]
+    c = coef[b, u]
     a = alpha
     poly = c[5] * a
     for i in range(4, -1, -1):

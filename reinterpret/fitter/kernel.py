@@ -10,7 +10,7 @@ Arguments (R rows, B models, P parameters, S sample-bins, N bins; K histosys pai
 (parameter, sample) entries spread to the normsys pairs by ns_spread, M multiplicative pairs:
 the linear pairs first, then the normsys pairs): theta (R, P), rows (R,), main (R, N), nominal
 (B, S), sb_bin (S,), nbins; hs_code, hs_par, hs_sb (K,), hs_up, hs_down (B, K); lin_par,
-lin_sb (L,), lin_on (B, L); ns_code, u_par (U,), u_hi, u_lo (B, U), u_coef (6, B, U; code4),
+lin_sb (L,), lin_on (B, L); ns_code, u_par (U,), u_hi, u_lo (B, U), u_coef (B, U, 6; code4),
 ns_spread (M - L,); mul_par, mul_sb (M,); hs_mul (K,): the multiplicative pair of the same
 (parameter, sample-bin) or -1; derivatives; and the outputs, written in place: additive,
 factor (R, S), nu (R, N), nll (R,) (the Poisson part), grad (R, P), jac_bins (R, P, N), u, rho
@@ -75,7 +75,7 @@ def numpy_yields(
     hi, lo = u_hi[rows], u_lo[rows]
     if ns_code == NORMSYS_CODES["code4"]:
         f, f1, f2 = interpolation.code4(
-            alpha, u_coef[:, rows], lambda out: (hi[out], lo[out]), derivatives
+            alpha, np.moveaxis(u_coef[rows], -1, 0), lambda out: (hi[out], lo[out]), derivatives
         )
     else:
         f, f1, f2 = interpolation.multiplicative(_NORMSYS_NAMES[ns_code], alpha, hi, lo)

@@ -353,10 +353,11 @@ class ModelBatch:
         self.ns_unique_par = self.ns_par[first]
         self.ns_unique_hi = np.ascontiguousarray(self.ns_hi[:, first])
         self.ns_unique_lo = np.ascontiguousarray(self.ns_lo[:, first])
+        # (B, U, 6): an entry's six code4 coefficients side by side (read for code4 only).
         self.ns_unique_coef = (
-            np.zeros((6, 1, 1))  # read for code4 only
+            np.zeros((1, 1, 6))
             if self.ns_coef is None
-            else np.ascontiguousarray(self.ns_coef[:, :, first])
+            else np.ascontiguousarray(np.moveaxis(self.ns_coef[:, :, first], 0, -1))
         )
         self.lin_pair_sb = np.ascontiguousarray(lin_sb, dtype=np.int64)
         self._hs_code = kernel.HISTOSYS_CODES[self.codes.histosys]
