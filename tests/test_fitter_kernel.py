@@ -58,3 +58,16 @@ def test_the_numpy_kernel_is_chosen_when_asked(monkeypatch):
     assert kernel._select() == (kernel.numpy_yields, "numpy")
     monkeypatch.delenv("HEPSTORE_FITTER_KERNEL")
     assert kernel._select() == (compiled.yields, "numba")
+
+
+def test_the_warm_up_compiles_what_the_fits_use():
+    """kernel.warm_up() (run before a fit's CPU time is measured) must load the very
+    specialisation the fits call, or the first fit would still pay for compiling one."""
+    from reinterpret.fitter import compile_models, hypotest
+    from tests.test_fitter_random import random_workspace
+
+    kernel.warm_up()
+    before = set(compiled.yields.signatures)
+    assert before
+    hypotest(compile_models([random_workspace(0)]))
+    assert set(compiled.yields.signatures) == before

@@ -159,3 +159,28 @@ def _select():
 
 
 yields, NAME = _select()
+_warm = False
+
+
+def warm_up() -> None:
+    """Run yields() once on a one-parameter model in both modes, so that loading (or, with
+    no cache, compiling) the compiled kernel happens here and not inside the first fit a
+    caller times. Later calls do nothing."""
+    global _warm
+    if _warm:
+        return
+    i64 = np.int64
+    none, one = np.zeros(0, dtype=i64), np.zeros(1, dtype=i64)
+    for derivatives in (False, True):
+        R, P, S, N, K = 1, 1, 1, 1, 0
+        yields(
+            np.ones((R, P)), one, np.ones((R, N)), np.ones((1, S)), one, N,
+            HISTOSYS_CODES["code4p"], none, none, np.zeros((1, K)), np.zeros((1, K)),
+            one, one, np.ones((1, 1), dtype=bool),
+            NORMSYS_CODES["code4"], none, np.zeros((1, 0)), np.zeros((1, 0)),
+            np.zeros((1, 0, 6)), none, one, one, none,
+            derivatives, np.empty((R, S)), np.empty((R, S)), np.empty((R, N)), np.empty(R),
+            np.empty((R, P)), np.zeros((R, P, N)), np.zeros((R, P, S)), np.zeros((R, P, S)),
+            np.zeros((R, P)), np.empty((R, K), dtype=i64), np.empty((R, K)),
+        )  # fmt: skip
+    _warm = True
