@@ -83,14 +83,17 @@ class _Requirements:
         self.types: dict[str, set[str]] = {}
 
     def add(self, grouped: dict[str, list[tuple[str, dict]]]) -> None:
+        reqs, types = self.reqs, self.types
         for name, entries in grouped.items():
-            known = self.reqs.get(name)
+            known = reqs.get(name)
             if known is None:
-                self.reqs[name] = list(entries)
-                self.types[name] = {t for t, _ in entries}
+                reqs[name] = list(entries)
+                types[name] = {t for t, _ in entries}
             else:
                 known.extend(entries)
-                self.types[name].update(t for t, _ in entries)
+                seen = types[name]
+                for t, _ in entries:
+                    seen.add(t)
 
 
 def read_workspace(
@@ -205,7 +208,7 @@ def _cached_parameter(name: str, reqs: list, types: set[str], setting: dict, cac
     if (
         hit is None
         or hit[0] is not setting
-        or any(a is not b for a, b in zip(hit[1], inputs[1], strict=True))
+        or (inputs[1] and any(a is not b for a, b in zip(hit[1], inputs[1], strict=True)))
     ):
         hit = (*inputs, _parameter(name, reqs, types, setting))
         cache[key] = hit
