@@ -63,15 +63,15 @@ class Evaluation:
     hess: np.ndarray | None
     curvature: np.ndarray | None = None
 
-    @staticmethod
-    def concat(parts: list[Evaluation]) -> Evaluation:
-        """The rows of several evaluations, one after the other."""
-
-        def join(name: str) -> np.ndarray | None:
-            values = [getattr(e, name) for e in parts]
-            return None if values[0] is None else np.concatenate(values)
-
-        return Evaluation(join("nll"), join("grad"), join("hess"), join("curvature"))
+    def take(self, rows: slice) -> Evaluation:
+        """A view of some rows (writing to it writes to this evaluation)."""
+        hess, curvature = self.hess, self.curvature
+        return Evaluation(
+            self.nll[rows],
+            self.grad[rows],
+            None if hess is None else hess[rows],
+            None if curvature is None else curvature[rows],
+        )
 
 
 @dataclass
@@ -504,29 +504,27 @@ class ModelBatch:
         hessian: bool = True,
     ) -> Evaluation:
         """-log L with gradient and (optionally) Hessian for parameter rows theta (R, P),
-        in blocks of tile_rows rows; see _evaluate."""
-        if theta.shape[0] <= self.tile_rows:
-            return self._evaluate(theta, rows, main, aux, hessian)
-        return Evaluation.concat(
-            [
-                self._evaluate(theta[t], rows[t], main[t], aux[t], hessian)
-                for t in self._tiles(theta.shape[0])
-            ]
+        in blocks of tile_rows rows written into one result; see _evaluate."""
+        R, P = theta.shape
+        out = Evaluation(
+            np.empty(R),
+            np.empty((R, P)),
+            np.empty((R, P, P)) if hessian else None,
+            np.empty((R, P, P)) if hessian else None,
         )
+        for t in self._tiles(R):
+            self._evaluate(theta[t], rows[t], main[t], aux[t], out.take(t))
+        return out
 
     def _tiles(self, count: int) -> list[slice]:
         tile = self.tile_rows
         return [slice(i, i + tile) for i in range(0, count, tile)]
 
     def _evaluate(
-        self,
-        theta: np.ndarray,
-        rows: np.ndarray,
-        main: np.ndarray,
-        aux: np.ndarray,
-        hessian: bool = True,
-    ) -> Evaluation:
-        """-log L with gradient and (optionally) Hessian for parameter rows theta (R, P).
+        self, theta: np.ndarray, rows: np.ndarray, main: np.ndarray, aux: np.ndarray, out
+    ) -> None:
+        """-log L with gradient and (if out.hess is not None) Hessian for parameter rows
+        theta (R, P), written into out (an Evaluation of R rows).
 
         main: observed counts per bin (R, N); aux: auxiliary data per parameter (R, P).
         The normalisation matches the HistFactory convention (continuous Poisson with
@@ -539,19 +537,18 @@ class ModelBatch:
         """
         y = self._yields(theta, rows, main, derivatives=True)
         nll_c, grad_c, hess_c = self._constraints(theta, rows, aux)
-        nll = y.nll + nll_c
-        grad = y.grad + grad_c
-        if not hessian:
-            return Evaluation(nll, grad, None)
+        np.add(y.nll, nll_c, out=out.nll)
+        np.add(y.grad, grad_c, out=out.grad)
+        if out.hess is None:
+            return
         nu = y.nu
         with np.errstate(divide="ignore", invalid="ignore"):
             weight = np.where(main > 0, main / (nu * nu), 0.0)
-        hess = (y.jac_bins * weight[:, None, :]) @ y.jac_bins.transpose(0, 2, 1)
         # Second derivatives contracted with c = 1 - n/nu, off the diagonal, as U rho^T plus
         # its transpose with U = c (A' F + A m / 2): A' F rho_q = A' m_q where g_q != 0. In a
         # sample-bin with exactly one zero factor only one of m_p rho_q, m_q rho_p survives,
         # so there it counts whole; the A' m terms against the zero factor are added apart.
-        second = y.u @ y.rho.transpose(0, 2, 1)
+        second = np.matmul(y.u, y.rho.transpose(0, 2, 1), out=out.curvature)
         has_zero = y.zero_q >= 0
         if has_zero.any():
             r, k = np.nonzero(has_zero)
@@ -559,9 +556,11 @@ class ModelBatch:
         second += second.transpose(0, 2, 1)
         idx = np.arange(self.npars)
         second[:, idx, idx] = y.diag
+        hess = np.matmul(
+            y.jac_bins * weight[:, None, :], y.jac_bins.transpose(0, 2, 1), out=out.hess
+        )
         hess += second
         hess[:, idx, idx] += hess_c
-        return Evaluation(nll, grad, hess, second)
 
     def nll(self, theta: np.ndarray, rows: np.ndarray, main: np.ndarray, aux: np.ndarray):
         """-log L only (R,), for line searches (in blocks of tile_rows rows)."""
