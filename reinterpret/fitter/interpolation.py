@@ -14,12 +14,13 @@ MULTIPLICATIVE_CODES = ("code0", "code1", "code4")
 ADDITIVE_CODES = ("code0", "code4p")
 
 
-def code4_coefficients(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+def code4_coefficients(hi: np.ndarray, lo: np.ndarray, last: bool = False) -> np.ndarray:
     """Coefficients a_1..a_6 of the polynomial 1 + sum_i a_i alpha^i used inside |alpha| < 1.
 
     They make the factor, its first and its second derivative continuous at alpha = +-1, where
     the factor is hi**alpha (alpha >= 1) and lo**(-alpha) (alpha <= -1). Shape: (6,) + hi.shape,
-    one contiguous array per coefficient (the evaluation reads them one at a time).
+    one contiguous array per coefficient (numpy code reads them one at a time); with last,
+    hi.shape + (6,) (an entry's six side by side, as the compiled kernel reads them).
     """
     hi = np.asarray(hi, dtype=float)
     lo = np.asarray(lo, dtype=float)
@@ -49,7 +50,9 @@ def code4_coefficients(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         ],
         axis=-1,
     )
-    return np.ascontiguousarray(np.moveaxis(rhs @ np.linalg.inv(matrix).T, -1, 0))
+    # One (entries, 6) x (6, 6) product (a stacked product would loop over tiny matrices).
+    coefficients = (rhs.reshape(-1, 6) @ np.linalg.inv(matrix).T).reshape(rhs.shape)
+    return coefficients if last else np.ascontiguousarray(np.moveaxis(coefficients, -1, 0))
 
 
 def multiplicative(

@@ -286,11 +286,6 @@ class ModelBatch:
         self.ns_par = self.ns_idx[ns_par]
         self.ns_hi = self.ns_hi[:, ns_par, self.ns_sb]
         self.ns_lo = self.ns_lo[:, ns_par, self.ns_sb]
-        self.ns_coef = (
-            interpolation.code4_coefficients(self.ns_hi, self.ns_lo)
-            if self.codes.normsys == "code4"
-            else None
-        )
         # Likewise histosys: one entry per (parameter, sample-bin) pair that some point shifts.
         varied = ((self.hs_up != 0.0) | (self.hs_down != 0.0)).any(axis=0)
         hs_par, hs_sb = np.nonzero(varied)
@@ -355,9 +350,9 @@ class ModelBatch:
         self.ns_unique_lo = np.ascontiguousarray(self.ns_lo[:, first])
         # (B, U, 6): an entry's six code4 coefficients side by side (read for code4 only).
         self.ns_unique_coef = (
-            np.zeros((1, 1, 6))
-            if self.ns_coef is None
-            else np.ascontiguousarray(np.moveaxis(self.ns_coef[:, :, first], 0, -1))
+            interpolation.code4_coefficients(self.ns_unique_hi, self.ns_unique_lo, last=True)
+            if self.codes.normsys == "code4"
+            else np.zeros((1, 1, 6))
         )
         self.lin_pair_sb = np.ascontiguousarray(lin_sb, dtype=np.int64)
         self._hs_code = kernel.HISTOSYS_CODES[self.codes.histosys]
@@ -611,7 +606,11 @@ class ModelBatch:
             m = model_rows[kk]
             new, old = theta[kk, self.ns_par[jj]], th0[kk, self.ns_par[jj]]
             hi, lo = self.ns_hi[m, jj], self.ns_lo[m, jj]
-            c = None if self.ns_coef is None else self.ns_coef[:, m, jj]
+            c = (
+                np.moveaxis(self.ns_unique_coef[m, self.ns_spread[jj]], -1, 0)
+                if self.codes.normsys == "code4"
+                else None
+            )
             code = self.codes.normsys
             f_new = interpolation.multiplicative(code, new, hi, lo, c)[0]
             f_old = interpolation.multiplicative(code, old, hi, lo, c)[0]
