@@ -335,6 +335,9 @@ class ModelBatch:
         self.mul_par = np.concatenate([self.lin_pair_par, self.ns_par]).astype(int)
         self.mul_sb = np.concatenate([lin_sb, self.ns_sb]).astype(int)
         self.mul_flat = self.mul_par * self.nsb + self.mul_sb
+        # The normsys and histosys pairs of each parameter (for nll_moved).
+        self.ns_by_par = _by_parameter(self.ns_par, self.npars)
+        self.hs_by_par = _by_parameter(self.hs_par, self.npars)
         # Per histosys pair, the multiplicative pair of the same (parameter, sample-bin): a
         # parameter that is normsys and histosys on one sample (-1: none).
         where = {int(f): i for i, f in enumerate(self.mul_flat)}
@@ -601,7 +604,8 @@ class ModelBatch:
         y = self._yields(base[used], rows[used])
         additive, factor = y.additive, y.factor
         A, F = additive[local], factor[local]
-        kk, jj = np.nonzero(moved[:, self.ns_par])
+        rows_moved, pars_moved = np.nonzero(moved)
+        kk, jj = _pairs_of(rows_moved, pars_moved, *self.ns_by_par)
         if kk.size:
             m = model_rows[kk]
             new, old = theta[kk, self.ns_par[jj]], th0[kk, self.ns_par[jj]]
@@ -619,7 +623,7 @@ class ModelBatch:
             bad = ~(np.isfinite(ratio) & (f_old != 0.0))
             full[kk[bad]] = True
             np.multiply.at(F, (kk, self.ns_sb[jj]), np.where(bad, 1.0, ratio))
-        kk, jj = np.nonzero(moved[:, self.hs_par])
+        kk, jj = _pairs_of(rows_moved, pars_moved, *self.hs_by_par)
         if kk.size:
             m = model_rows[kk]
             up, down = self.hs_up[m, jj], self.hs_down[m, jj]
@@ -646,6 +650,24 @@ class ModelBatch:
         grad = np.where(gauss, pull / sigma, 0.0) + np.where(poisson, p_grad, 0.0)
         hess = np.where(gauss, 1.0 / sigma**2, 0.0) + np.where(poisson, p_hess, 0.0)
         return nll, grad, hess
+
+
+def _by_parameter(par: np.ndarray, npars: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of each parameter: (pair indices ordered by parameter, where each
+    parameter's run starts (npars + 1,))."""
+    order = np.argsort(par, kind="stable")
+    return order, np.searchsorted(par[order], np.arange(npars + 1))
+
+
+def _pairs_of(rows: np.ndarray, pars: np.ndarray, order: np.ndarray, start: np.ndarray):
+    """(row, pair) for every pair of each (row, parameter) given: the pairs of parameter p
+    are order[start[p]:start[p + 1]]."""
+    counts = start[pars + 1] - start[pars]
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    first = np.repeat(start[pars] - (np.cumsum(counts) - counts), counts)
+    return np.repeat(rows, counts), order[first + np.arange(total)]
 
 
 def _poisson_constraint(theta: np.ndarray, aux: np.ndarray, tau: np.ndarray):
