@@ -335,6 +335,7 @@ class ModelBatch:
         self.mul_par = np.concatenate([self.lin_pair_par, self.ns_par]).astype(int)
         self.mul_sb = np.concatenate([lin_sb, self.ns_sb]).astype(int)
         self.mul_flat = self.mul_par * self.nsb + self.mul_sb
+        self.poisson_cols = np.flatnonzero(self.poisson.any(axis=0))
         # The normsys and histosys pairs of each parameter (for nll_moved).
         self.ns_by_par = _by_parameter(self.ns_par, self.npars)
         self.hs_by_par = _by_parameter(self.hs_par, self.npars)
@@ -641,14 +642,23 @@ class ModelBatch:
         return out
 
     def _constraints(self, theta: np.ndarray, rows: np.ndarray, aux: np.ndarray):
-        gauss, poisson = self.gauss[rows], self.poisson[rows]
-        sigma, tau = self.sigma[rows], self.tau[rows]
+        """-log of the constraint terms (R,) with gradient and Hessian diagonal (R, P). The
+        Poisson terms are computed on the parameters some model constrains so only."""
+        gauss, sigma = self.gauss[rows], self.sigma[rows]
         pull = (theta - aux) / sigma
         g_nll = 0.5 * pull**2 + np.log(sigma) + 0.5 * LOG_2PI
-        p_nll, p_grad, p_hess = _poisson_constraint(theta, aux, tau)
-        nll = np.where(gauss, g_nll, 0.0).sum(axis=1) + np.where(poisson, p_nll, 0.0).sum(axis=1)
-        grad = np.where(gauss, pull / sigma, 0.0) + np.where(poisson, p_grad, 0.0)
-        hess = np.where(gauss, 1.0 / sigma**2, 0.0) + np.where(poisson, p_hess, 0.0)
+        nll = np.where(gauss, g_nll, 0.0).sum(axis=1)
+        grad = np.where(gauss, pull / sigma, 0.0)
+        hess = np.where(gauss, 1.0 / sigma**2, 0.0)
+        cols = self.poisson_cols
+        if cols.size:
+            poisson = self.poisson[rows][:, cols]
+            p_nll, p_grad, p_hess = _poisson_constraint(
+                theta[:, cols], aux[:, cols], self.tau[rows][:, cols]
+            )
+            nll += np.where(poisson, p_nll, 0.0).sum(axis=1)
+            grad[:, cols] += np.where(poisson, p_grad, 0.0)
+            hess[:, cols] += np.where(poisson, p_hess, 0.0)
         return nll, grad, hess
 
 
