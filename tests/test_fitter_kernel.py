@@ -71,3 +71,20 @@ def test_the_warm_up_compiles_what_the_fits_use():
     assert before
     hypotest(compile_models([random_workspace(0)]))
     assert set(compiled.yields.signatures) == before
+
+
+def test_a_whole_hypothesis_test_agrees_on_either_kernel(monkeypatch):
+    from reinterpret.fitter import InferenceOptions, compile_models, hypotest
+    from tests.test_fitter_random import random_workspace
+
+    model = compile_models([random_workspace(0)])
+    options = InferenceOptions(upper_limit=True)
+    (fast,) = hypotest(model, options)
+    monkeypatch.setattr(kernel, "yields", kernel.numpy_yields)
+    (plain,) = hypotest(model, options)
+    assert fast.converged and plain.converged
+    assert plain.cls_obs == pytest.approx(fast.cls_obs, rel=1e-8)
+    assert plain.cls_exp == pytest.approx(fast.cls_exp, rel=1e-8)
+    assert fast.mu_up_obs is not None and None not in fast.mu_up_exp
+    assert plain.mu_up_obs == pytest.approx(fast.mu_up_obs, rel=1e-6)
+    assert plain.mu_up_exp == pytest.approx(fast.mu_up_exp, rel=1e-6)
