@@ -117,24 +117,17 @@ def code4(alpha: np.ndarray, coeffs: np.ndarray, variations, derivatives: bool =
     return poly, d1, d2
 
 
-def code4p_coefficients(up: np.ndarray, down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mean slope S = (up + down) / 2 and A = (up - down) / 16 of code4p's polynomial."""
-    return 0.5 * (up + down), 0.0625 * (up - down)
-
-
 def additive(
     code: str,
     alpha: np.ndarray,
     up: np.ndarray,
     down: np.ndarray,
-    coeffs: tuple[np.ndarray, np.ndarray] | None = None,
     derivatives: bool = True,
 ) -> tuple:
     """Shift of a yield for a histosys-like variation.
 
-    up and down are the differences hi_data - nominal and nominal - lo_data; coeffs, for
-    code4p, what code4p_coefficients(up, down) returns (computed here when not given).
-    Without derivatives the slope and curvature are None.
+    up and down are the differences hi_data - nominal and nominal - lo_data. Without
+    derivatives the slope and curvature are None.
     """
     if code == "code0":
         slope = np.where(alpha >= 0, up, down)
@@ -142,7 +135,8 @@ def additive(
     if code == "code4p":
         outside = np.abs(alpha) > 1.0
         anywhere = outside.any()
-        s, a_coef = coeffs if coeffs is not None else code4p_coefficients(up, down)
+        s = 0.5 * (up + down)
+        a_coef = 0.0625 * (up - down)
         a = np.where(outside, 0.0, alpha) if anywhere else alpha
         a2 = a * a
         a4 = a2 * a2

@@ -41,6 +41,13 @@ def scatter(values: np.ndarray, index: np.ndarray, width: int) -> np.ndarray:
     return out.astype(float, copy=False).reshape(R, width)  # (bincount of nothing is int)
 
 
+def poisson_nll(nu: np.ndarray, main: np.ndarray) -> np.ndarray:
+    """-log of the Poisson terms of counts main (R, N) at expected yields nu (R, N) (R,)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(main > 0, nu - main * np.log(nu) + gammaln(main + 1.0), nu)
+    return terms.sum(axis=1)
+
+
 def _product_layout(mul_sb: np.ndarray, S: int) -> tuple[np.ndarray, np.ndarray]:
     """Column order and segment starts for a product over the pairs of each sample-bin by one
     reduceat: the pairs in sample-bin order, each sample-bin led by a unit entry (column M)."""
@@ -68,7 +75,7 @@ def numpy_yields(
     S = nominal.shape[1]
     nl, M = lin_par.size, mul_par.size
     delta, d1, d2 = interpolation.additive(
-        _HISTOSYS_NAMES[hs_code], theta[:, hs_par], hs_up[rows], hs_down[rows], None, derivatives
+        _HISTOSYS_NAMES[hs_code], theta[:, hs_par], hs_up[rows], hs_down[rows], derivatives
     )
     additive[:] = nominal[rows] + scatter(delta, hs_sb, S)
     alpha = theta[:, u_par]
@@ -94,10 +101,9 @@ def numpy_yields(
     others = np.multiply.reduceat(safe[:, take], starts, axis=1)
     factor[:] = others if n_zero is None else np.where(n_zero > 0, 0.0, others)
     nu[:] = scatter(additive * factor, sb_bin, nbins)
+    nll[:] = poisson_nll(nu, main)
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(main > 0, nu - main * np.log(nu) + gammaln(main + 1.0), nu)
         c_bin = np.where(main > 0, 1.0 - main / nu, 1.0)
-    nll[:] = terms.sum(axis=1)
     if not derivatives:
         return
     c_sb = c_bin[:, sb_bin]

@@ -293,9 +293,6 @@ class ModelBatch:
         self.hs_par = self.hs_idx[hs_par]
         self.hs_up = np.ascontiguousarray(self.hs_up[:, hs_par, self.hs_sb])
         self.hs_down = np.ascontiguousarray(self.hs_down[:, hs_par, self.hs_sb])
-        # The pairs as positions in a flattened (P, S) array: one index instead of two.
-        self.ns_flat = self.ns_par * self.nsb + self.ns_sb
-        self.hs_flat = self.hs_par * self.nsb + self.hs_sb
         self._pair_tables()
         # Parameters whose interpolation has a kink at 0 (code0, and code1 normsys: different
         # slopes each side).
@@ -330,19 +327,18 @@ class ModelBatch:
         lin_slot, lin_sb = np.nonzero((self.lin_on != 0).any(axis=0))
         self.lin_pair_on = np.ascontiguousarray(self.lin_on[:, lin_slot, lin_sb] != 0)
         del self.lin_on  # (B, L, S), read by the compilation only
-        self.n_lin_pairs = lin_slot.size
         self.lin_pair_par = self.lin_idx[lin_slot]
         self.mul_par = np.concatenate([self.lin_pair_par, self.ns_par]).astype(int)
         self.mul_sb = np.concatenate([lin_sb, self.ns_sb]).astype(int)
-        self.mul_flat = self.mul_par * self.nsb + self.mul_sb
         self.poisson_cols = np.flatnonzero(self.poisson.any(axis=0))
         # The normsys and histosys pairs of each parameter (for nll_moved).
         self.ns_by_par = _by_parameter(self.ns_par, self.npars)
         self.hs_by_par = _by_parameter(self.hs_par, self.npars)
         # Per histosys pair, the multiplicative pair of the same (parameter, sample-bin): a
         # parameter that is normsys and histosys on one sample (-1: none).
-        where = {int(f): i for i, f in enumerate(self.mul_flat)}
-        self.hs_mul = np.array([where.get(int(f), -1) for f in self.hs_flat], dtype=np.int64)
+        where = {int(f): i for i, f in enumerate(self.mul_par * self.nsb + self.mul_sb)}
+        hs_flat = self.hs_par * self.nsb + self.hs_sb
+        self.hs_mul = np.array([where.get(int(f), -1) for f in hs_flat], dtype=np.int64)
         # Normsys pairs by (parameter, sample): interpolated once each (ns_unique), spread
         # back to the pairs by ns_spread.
         sample_of_sb = np.searchsorted(self._sample_start, np.arange(self.nsb), side="right") - 1
@@ -569,12 +565,6 @@ class ModelBatch:
             )
         return self._yields(theta, rows, main).nll + self._constraints(theta, rows, aux)[0]
 
-    @staticmethod
-    def _main_nll(nu: np.ndarray, main: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(main > 0, nu - main * np.log(nu) + gammaln(main + 1.0), nu)
-        return terms.sum(axis=1)
-
     def nll_moved(
         self,
         base: np.ndarray,
@@ -636,7 +626,7 @@ class ModelBatch:
             )
             np.add.at(A, (kk, self.hs_sb[jj]), shift)
         nu = (A * F) @ self.sum_to_bins
-        out[:] = self._main_nll(nu, k_main) + self._constraints(theta, model_rows, k_aux)[0]
+        out[:] = kernel.poisson_nll(nu, k_main) + self._constraints(theta, model_rows, k_aux)[0]
         if full.any():
             out[full] = self.nll(theta[full], model_rows[full], k_main[full], k_aux[full])
         return out
