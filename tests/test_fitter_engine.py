@@ -27,7 +27,7 @@ def test_cholesky_solve_tells_positive_definite_rows_apart_and_solves_them():
     h, g = _stack()
     expected = _positive_definite(h)
     assert not expected.all() and expected.any()
-    x, ok = optimize._cholesky_solve(h, g)
+    x, ok = optimize._cholesky_solve(h.copy(), g)  # it factorises its argument in place
     assert np.array_equal(ok, expected)
     assert np.allclose(x[ok], np.linalg.solve(h[ok], g[ok][..., None])[..., 0])
     assert np.all(x[~ok] == 0.0)

@@ -83,3 +83,55 @@ def test_a_limit_whose_newton_step_ends_beyond_the_bound_is_above_the_bound():
         else:
             assert not above and result.mu_up_exp[k] < 10.0
     assert any(result.limit_above_poi_bound_exp)
+
+
+class _Fits:
+    """The part of the CLs fits the Asimov curve reads: the Asimov global fit."""
+
+    def __init__(self, theta, hessian):
+        self.asimov_free = type("Fit", (), {"theta": theta, "hessian": hessian})
+
+
+class _Model:
+    def __init__(self, size):
+        self.size, self.poi_index = size, 0
+        self.lower = np.zeros((size, 2))
+        self.fixed = np.zeros((size, 2), dtype=bool)
+
+
+def test_the_shared_asimov_curve_interpolates_between_evaluations_that_bracket_a_target():
+    """sqrt(q_A) = mu (1 + mu / 4) / sigma: evaluations of two points at a few mu give every
+    target's root to the cubic interpolant's accuracy; a target beyond the evaluations, or
+    between evaluations that do not increase, gets none; forgotten evaluations are gone."""
+    from reinterpret.fitter.limits import _AsimovCurve
+
+    sigma = np.array([0.5, 2.0])
+    # Hessians whose POI variance is sigma^2 (the nuisance parameter uncorrelated).
+    hessian = np.zeros((2, 2, 2))
+    hessian[:, 0, 0] = 1.0 / sigma**2
+    hessian[:, 1, 1] = 1.0
+    curve = _AsimovCurve(_Model(2), _Fits(np.zeros((2, 2)), hessian))
+
+    def s(mu, b):
+        return mu * (1.0 + mu / 4.0) / sigma[b]
+
+    def ds(mu, b):
+        return (1.0 + mu / 2.0) / sigma[b]
+
+    for b in (0, 1):
+        mu = np.array([0.3, 0.6, 1.0]) * sigma[b] * 2.0
+        curve.add(np.full(3, b), mu, s(mu, b), ds(mu, b))
+    targets = expected_targets(LEVEL)
+    points = np.repeat([0, 1], 5)
+    found = curve.roots(points, np.tile(targets, 2))
+    truth = np.array([(-1.0 + np.sqrt(1.0 + sigma[b] * t)) * 2.0 for b in (0, 1) for t in targets])
+    inside = np.tile(targets, 2) <= np.repeat([s(2.0 * sigma[b], b) for b in (0, 1)], 5)
+    assert inside.any() and not inside.all()
+    assert np.allclose(found[inside], truth[inside], rtol=2e-3)
+    assert np.isnan(found[~inside]).all()
+    # An evaluation that breaks the increase: no root from the pair around it.
+    curve.add(np.array([0]), np.array([0.7]), np.array([0.1]), np.array([1.0]))
+    assert np.isnan(curve.roots(np.array([0]), np.array([targets[0]])))[0]
+    curve.forget(np.array([0]))
+    assert np.isnan(curve.roots(np.array([0]), targets[:1])).all()
+    assert np.isfinite(curve.roots(np.array([1]), targets[:1])).all()

@@ -278,22 +278,30 @@ def _not_finite(b, cls_obs, cls_exp, q_obs, q_a, names, outcomes) -> list[str]:
 
 def _poi_errors(model: ModelBatch, free: FitOutcome) -> list[float | None]:
     """Uncertainty of mu_hat from the inverse Hessian over the free parameters."""
-    out: list[float | None] = []
-    for b in range(model.size):
-        keep = ~model.fixed[b]
-        if not keep[model.poi_index]:
-            out.append(None)
-            continue
-        h = free.hessian[b][np.ix_(keep, keep)]
-        k = int(np.flatnonzero(keep).tolist().index(model.poi_index))
+    return [float(x) if np.isfinite(x) else None for x in poi_sigma(model, free)]
+
+
+def poi_sigma(model: ModelBatch, fit: FitOutcome) -> np.ndarray:
+    """The POI's standard deviation (R,) from each fit's Hessian over the free parameters:
+    NaN where there is none (no Hessian kept, a fixed POI, no positive variance)."""
+    poi = model.poi_index
+    R = fit.theta.shape[0]
+    if fit.hessian is None:
+        return np.full(R, np.nan)
+    free = ~model.fixed
+    hess = fit.hessian
+    eye = np.broadcast_to(np.eye(hess.shape[1], dtype=bool), hess.shape)
+    system = np.where(free[:, :, None] & free[:, None, :], hess, np.where(eye, 1.0, 0.0))
+    unit = np.zeros(hess.shape[:2])
+    unit[:, poi] = 1.0
+    var = np.full(R, np.nan)
+    for b in range(R):  # one by one: a singular Hessian leaves only its own row without one
         try:
-            cov = np.linalg.inv(h)
+            var[b] = np.linalg.solve(system[b], unit[b])[poi]
         except np.linalg.LinAlgError:
-            out.append(None)
             continue
-        var = cov[k, k]
-        out.append(float(np.sqrt(var)) if np.isfinite(var) and var > 0 else None)
-    return out
+    with np.errstate(invalid="ignore"):
+        return np.where(free[:, poi] & (var > 0.0), np.sqrt(var), np.nan)
 
 
 def upper_limits(model: ModelBatch, fits: _Fits, options: InferenceOptions):

@@ -11,7 +11,12 @@ a slope, and each root is solved by Newton's method on a function that is nearly
 mu: for an expected curve sqrt(q_A(mu)) minus the value at which its CLs is the level (known
 in closed form for each band; as sqrt(q_A(0)) = 0, the next guess comes from the parabola
 through 0 with the value and slope at the last evaluation), for the observed curve
-log(level) - log CLs(mu). The fits at
+log(level) - log CLs(mu). The five expected curves of a point are one function, sqrt(q_A),
+with five targets: every Asimov fit of any of the point's roots is kept (with the Asimov
+global fit's mu_hat and 1 / sigma there), and an expected curve's next guess is the root of
+the cubic Hermite interpolant between the two evaluations that bracket its target, where two
+do (its own parabola otherwise); it only guesses, a root is accepted from its own
+evaluations as below. The fits at
 mu_test that the CLs already needed are the first evaluation; each next fit starts from the
 last one moved along the profile path (d theta / d mu = -H_ff^-1 H_f,mu from its Hessian). A
 Newton step that leaves the bracket known so far is replaced by a proportional (Wald) step
@@ -31,7 +36,7 @@ import numpy as np
 from scipy.special import log_ndtr, ndtri
 
 from reinterpret.fitter import asymptotics
-from reinterpret.fitter.infer import q_statistic
+from reinterpret.fitter.infer import poi_sigma, q_statistic
 from reinterpret.fitter.optimize import minimize
 
 MAX_ROUNDS = 60
@@ -41,9 +46,14 @@ TOLERANCE = 1e-5
 NEWTON_RANGE = 0.05
 ACCURACY = 1e-5
 NEAR = 0.02
+# An expected curve's next guess from the interpolated sqrt(q_A) that agrees this closely
+# (relative) with the one from its own last evaluation is likely to settle it.
+AGREE = 1e-3
 # Two fits of one root whose -log L differ by more than this ended in different minima.
 BASIN_GAP = 1e-7
 CURVES = 6
+# Newton iterations for a root of the cubic interpolant of sqrt(q_A) (from the secant).
+HERMITE_ITERATIONS = 8
 LOG_SQRT_2PI = 0.5 * float(np.log(2.0 * np.pi))
 
 
@@ -78,9 +88,10 @@ class _Curves:
         self.options = options
 
     def residuals(self, roots, mu, asimov, data):
-        """(r, dr/dmu, fits converged) of the given roots at mu; asimov: (nll, slope,
-        converged) of each root's Asimov fit, data: the same of its fit to the data (only
-        the observed roots' rows). r < 0 where mu is allowed (CLs above the level)."""
+        """(r, dr/dmu, fits converged, sqrt(q_A), its slope) of the given roots at mu;
+        asimov: (nll, slope, converged) of each root's Asimov fit, data: the same of its fit
+        to the data (only the observed roots' rows). r < 0 where mu is allowed (CLs above the
+        level)."""
         fits, poi = self.fits, self.poi
         pts = self.point[roots]
         obs = self.observed[roots]
@@ -93,13 +104,14 @@ class _Curves:
         r = s - self.target[roots]
         dr = ds.copy()
         ok = asimov[2].copy()
+        node = np.where(asimov[2], s, np.nan), ds
         if obs.any():
             q, dq = _profile_q(
                 data[0], data[1], fits.free.nll[pts[obs]], fits.free.theta[pts[obs], poi], mu[obs]
             )
             r[obs], dr[obs] = self._observed(q, dq, q_a[obs], dq_a[obs], s[obs], ds[obs])
             ok[obs] &= data[2]
-        return r, dr, ok
+        return r, dr, ok, *node
 
     def _observed(self, q, dq, q_a, dq_a, s, ds):
         """log(level) - log CLs and its derivative from q, q_A and their derivatives."""
@@ -119,6 +131,100 @@ class _Curves:
                 log_cls = np.where(tail, asymptotics.far_tail_log_cls(q, t, s), log_cls)
                 d_log_cls = np.where(tail, -0.5 * dq, d_log_cls)
         return np.log(self.options.level) - log_cls, -d_log_cls
+
+
+class _AsimovCurve:
+    """Per point, the evaluations of sqrt(q_A(mu)) made so far: (mu, value, slope) of every
+    converged Asimov fit of any of the point's roots, and (mu_hat_A, 0, 1 / sigma_A) from the
+    Asimov global fit's Hessian. The five expected curves of a point are one function with
+    five targets, so each evaluation informs the next guess of every curve: the root of the
+    cubic Hermite interpolant between the two evaluations that bracket a curve's target."""
+
+    def __init__(self, model, fits):
+        B = model.size
+        self.mu = np.full((B, 8), np.nan)
+        self.value = np.full((B, 8), np.nan)
+        self.slope = np.full((B, 8), np.nan)
+        self.used = np.zeros(B, dtype=np.int64)
+        poi = model.poi_index
+        start = np.maximum(fits.asimov_free.theta[:, poi], model.lower[:, poi])
+        self.add(np.arange(B), start, np.zeros(B), 1.0 / poi_sigma(model, fits.asimov_free))
+
+    def add(self, points, mu, value, slope) -> None:
+        """Record evaluations (points may repeat); non-finite ones and those without a
+        positive slope are left out."""
+        keep = np.isfinite(mu) & np.isfinite(value) & np.isfinite(slope) & (slope > 0.0)
+        points, mu, value, slope = points[keep], mu[keep], value[keep], slope[keep]
+        if points.size == 0:
+            return
+        order = np.argsort(points, kind="stable")
+        points, mu, value, slope = points[order], mu[order], value[order], slope[order]
+        first = np.searchsorted(points, points)  # index of each point's first new node
+        column = self.used[points] + np.arange(points.size) - first
+        need = int(column.max()) + 1
+        if need > self.mu.shape[1]:
+            grow = np.full((self.mu.shape[0], max(need, 2 * self.mu.shape[1])), np.nan)
+            for name in ("mu", "value", "slope"):
+                old = getattr(self, name)
+                wider = grow.copy()
+                wider[:, : old.shape[1]] = old
+                setattr(self, name, wider)
+        self.mu[points, column] = mu
+        self.value[points, column] = value
+        self.slope[points, column] = slope
+        np.maximum.at(self.used, points, column + 1)
+
+    def forget(self, points) -> None:
+        """Drop the evaluations of points whose fits found a lower minimum than before (the
+        earlier ones may lie on a valley that is not the lowest)."""
+        for name in ("mu", "value", "slope"):
+            getattr(self, name)[points] = np.nan
+        self.used[points] = 0
+
+    def roots(self, points, target) -> np.ndarray:
+        """Where each point's interpolated sqrt(q_A) equals its target (NaN where no two
+        evaluations bracket the target, or where they do not increase with mu)."""
+        mu, value, slope = self.mu[points], self.value[points], self.slope[points]
+        t = target[:, None]
+        below = np.where(value < t, mu, -np.inf)
+        above = np.where(value >= t, mu, np.inf)
+        i, j = np.argmax(below, axis=1), np.argmin(above, axis=1)
+        k = np.arange(points.size)
+        a, b = mu[k, i], mu[k, j]
+        ok = np.isfinite(below[k, i]) & np.isfinite(above[k, j]) & (a < b)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            return np.where(
+                ok,
+                _hermite_root(a, b, value[k, i], value[k, j], slope[k, i], slope[k, j], target),
+                np.nan,
+            )
+
+
+def _hermite_root(a, b, ya, yb, da, db, target):
+    """The point in [a, b] where the cubic with values ya, yb and slopes da, db at a, b
+    equals target (ya < target <= yb): Newton's method from the secant, kept inside the
+    interval. NaN where it does not reach the target (a cubic that is not monotone)."""
+    h = b - a
+    u = (target - ya) / (yb - ya)
+    for _ in range(HERMITE_ITERATIONS):
+        y, dy = _hermite(u, h, ya, yb, da, db)
+        u = np.clip(u - np.where(dy > 0.0, (y - target) / dy, np.nan), 0.0, 1.0)
+    close = np.abs(_hermite(u, h, ya, yb, da, db)[0] - target) <= 1e-12 * np.abs(target)
+    return np.where(close, a + u * h, np.nan)
+
+
+def _hermite(u, h, ya, yb, da, db):
+    """The cubic Hermite interpolant on [a, a + h] at a + u h, and its derivative in u."""
+    u2 = u * u
+    u3 = u2 * u
+    y = (
+        (2 * u3 - 3 * u2 + 1) * ya
+        + (u3 - 2 * u2 + u) * h * da
+        + (3 * u2 - 2 * u3) * yb
+        + (u3 - u2) * h * db
+    )
+    dy = 6 * (u2 - u) * (ya - yb) + (3 * u2 - 4 * u + 1) * h * da + (3 * u2 - 2 * u) * h * db
+    return y, dy
 
 
 def solve_limits(model, fits, options):
@@ -149,12 +255,14 @@ def solve_limits(model, fits, options):
     every = np.arange(n)
     x = np.full(n, float(options.mu_test))
     a, f = fits.asimov_fixed_mu, fits.fixed_mu
-    r, dr, ok = curves.residuals(
+    r, dr, ok, s, ds = curves.residuals(
         every,
         x,
         (a.nll[point], a.gradient[point, poi], a.converged[point]),
         (f.nll[point[observed]], f.gradient[point[observed], poi], f.converged[point[observed]]),
     )
+    asimov = _AsimovCurve(model, fits)
+    asimov.add(np.arange(model.size), x[::CURVES], s[::CURVES], ds[::CURVES])
     # Where mu_test is outside the POI bounds, its evaluation only seeds the first guess.
     inside = (x >= lower) & (x <= upper)
     # Where the first Newton step is not usable: the Wald guess (sqrt(q_A) = mu / sigma,
@@ -168,6 +276,10 @@ def solve_limits(model, fits, options):
     dr_prev = np.full(n, np.nan)
     pending = every
     for _ in range(MAX_ROUNDS + 1):
+        # The expected curves' next guesses from the point's interpolated sqrt(q_A).
+        shared = np.full(pending.size, np.nan)
+        expected = ~observed[pending]
+        shared[expected] = asimov.roots(point[pending[expected]], curves.target[pending[expected]])
         nxt, settled, check = _step(
             curves,
             pending,
@@ -175,7 +287,7 @@ def solve_limits(model, fits, options):
             (r, dr, ok),
             (lo, hi, lower, upper, x_prev, dr_prev),
             inside,
-            seed[pending],
+            (seed[pending], shared),
             both[pending],
         )
         seed = np.full(n, np.nan)
@@ -188,12 +300,16 @@ def solve_limits(model, fits, options):
         inside = np.ones(pending.size, dtype=bool)
         if pending.size == 0:
             break
-        r, dr, ok, deeper = _evaluate(model, fits, options, curves, pending, x, warm, both[pending])
+        r, dr, ok, s, ds, deeper = _evaluate(
+            model, fits, options, curves, pending, x, warm, both[pending]
+        )
         # A lower minimum than the warm start's: the profile likelihood is lower than the
         # evaluations so far said, so mu they found excluded may not be (those found allowed
         # stay allowed).
         hi[pending[deeper]] = np.nan
         x_prev[pending[deeper]] = np.nan
+        asimov.forget(np.unique(point[pending[deeper]]))
+        asimov.add(point[pending], x[pending], s, ds)
     root[pending] = x[pending]
     return root.reshape(-1, CURVES), found.reshape(-1, CURVES)
 
@@ -211,13 +327,16 @@ def _wald_guess(model, fits, options, curves) -> np.ndarray:
     return np.concatenate([(mu_hat + expected[:, 2])[:, None], expected], axis=1).ravel()
 
 
-def _step(curves, roots, x, residuals, bounds, inside, seed, checked):
+def _step(curves, roots, x, residuals, bounds, inside, guesses, checked):
     """Update the brackets of roots with their residuals (r, dr/dmu, fits converged) at x;
     returns the next x of every root not settled, (done mask, root value, found) for all,
-    and which of those not settled are to be fitted from both starts. seed: a guess to
-    prefer to the fallback steps where it lies inside the bracket (NaN: none); checked:
-    whose residuals came from both starts (only those can be accepted)."""
+    and which of those not settled are to be fitted from both starts. guesses: (seed, a
+    guess to prefer to the fallback steps where it lies inside the bracket; shared, the
+    root of the point's interpolated sqrt(q_A) for an expected curve, preferred to the
+    root's own model; NaN: none); checked: whose residuals came from both starts (only
+    those can be accepted)."""
     r, dr, ok = residuals
+    seed, shared = guesses
     lo, hi, lower, upper, x_prev, dr_prev = bounds
     finite = np.isfinite(r)
     allowed = finite & (r < 0.0) & inside
@@ -285,6 +404,10 @@ def _step(curves, roots, x, residuals, bounds, inside, seed, checked):
             parabola,
             newton,
         )
+        # Two models of the root that agree this closely: the next evaluation is likely to
+        # settle it, so it is fitted from both starts.
+        check |= ~checked & ~done & (np.abs(shared - model_step) <= AGREE * np.abs(x))
+        model_step = np.where(np.isfinite(shared), shared, model_step)
         wald = np.where(expected & (s > 0.0), x * target / s, np.nan)
     # Never exactly the lower bound (mu = 0: q_A and its slope vanish there); a step below
     # it is not used (the curve is far from linear there).
