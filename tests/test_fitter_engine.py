@@ -41,20 +41,19 @@ def test_newton_step_where_positive_definite_and_descent_elsewhere():
     newton = -np.linalg.solve(h[pd], g[pd][..., None])[..., 0]
     assert np.allclose(step[pd], newton)
     assert np.allclose(decrement[pd], -0.5 * (newton * g[pd]).sum(axis=1))
-    # Where H is indefinite (and no curvature is known) the step still descends.
+    # Where H is indefinite (and no stand-in is known) the step still descends.
     assert np.all((step[~pd] * g[~pd]).sum(axis=1) < 0)
     assert np.all(decrement > 0)
 
 
-def test_indefinite_rows_fall_back_on_the_hessian_without_curvature():
+def test_indefinite_rows_fall_back_on_the_hessian_without_the_yields_curvature():
     h, g = _stack()
     free = np.ones(g.shape, dtype=bool)
     free[:, -1] = False  # a fixed parameter does not move
     psd = _stack(seed=4)[0] + 10.0 * np.eye(h.shape[1])
     psd[::3, 0, 0] = 20.0
-    curvature = h - psd
     pd = _positive_definite(h[:, :-1, :-1])
-    step, _ = optimize._newton_step(h, curvature, g, free)
+    step, _ = optimize._newton_step(h, psd, g, free)
     sub = np.s_[:, :-1]
     expected = -np.linalg.solve(psd[~pd][:, :-1, :-1], g[~pd][sub][..., None])[..., 0]
     assert np.allclose(step[~pd][sub], expected)

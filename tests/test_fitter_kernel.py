@@ -50,7 +50,7 @@ def test_compiled_and_numpy_kernels_agree(monkeypatch, seed, codes):
     assert np.allclose(a_nu, b_nu, rtol=1e-12, atol=1e-12)
     assert np.allclose(a.grad, b.grad, rtol=1e-9, atol=1e-8)
     assert np.allclose(a.hess, b.hess, rtol=1e-9, atol=1e-8)
-    assert np.allclose(a.curvature, b.curvature, rtol=1e-9, atol=1e-8)
+    assert np.allclose(a.fisher, b.fisher, rtol=1e-9, atol=1e-8)
 
 
 def test_the_numpy_kernel_is_chosen_when_asked(monkeypatch):

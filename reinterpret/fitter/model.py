@@ -54,23 +54,24 @@ class InterpolationCodes:
 
 @dataclass
 class Evaluation:
-    """NLL (R,), gradient (R, P) and Hessian (R, P, P) of -log L (not twice); curvature
-    (R, P, P) is the part of the Hessian that comes from the second derivatives of the yields
-    (the rest, J W J^T plus the constraints, is positive semi-definite)."""
+    """NLL (R,), gradient (R, P) and Hessian (R, P, P) of -log L (not twice); fisher
+    (R, P, P) is the Hessian without the second derivatives of the yields: J W J^T plus the
+    constraints, positive semi-definite (the Newton step's stand-in where the Hessian is not
+    positive definite)."""
 
     nll: np.ndarray
     grad: np.ndarray
     hess: np.ndarray | None
-    curvature: np.ndarray | None = None
+    fisher: np.ndarray | None = None
 
     def take(self, rows: slice) -> Evaluation:
         """A view of some rows (writing to it writes to this evaluation)."""
-        hess, curvature = self.hess, self.curvature
+        hess, fisher = self.hess, self.fisher
         return Evaluation(
             self.nll[rows],
             self.grad[rows],
             None if hess is None else hess[rows],
-            None if curvature is None else curvature[rows],
+            None if fisher is None else fisher[rows],
         )
 
 
@@ -539,23 +540,24 @@ class ModelBatch:
         nu = y.nu
         with np.errstate(divide="ignore", invalid="ignore"):
             weight = np.where(main > 0, main / (nu * nu), 0.0)
+        idx = np.arange(self.npars)
+        fisher = np.matmul(
+            y.jac_bins * weight[:, None, :], y.jac_bins.transpose(0, 2, 1), out=out.fisher
+        )
+        fisher[:, idx, idx] += hess_c
         # Second derivatives contracted with c = 1 - n/nu, off the diagonal, as U rho^T plus
         # its transpose with U = c (A' F + A m / 2): A' F rho_q = A' m_q where g_q != 0. In a
         # sample-bin with exactly one zero factor only one of m_p rho_q, m_q rho_p survives,
         # so there it counts whole; the A' m terms against the zero factor are added apart.
-        second = np.matmul(y.u, y.rho.transpose(0, 2, 1), out=out.curvature)
+        second = np.matmul(y.u, y.rho.transpose(0, 2, 1))  # this tile's scratch
         has_zero = y.zero_q >= 0
         if has_zero.any():
             r, k = np.nonzero(has_zero)
             np.add.at(second, (r, self.hs_par[k], y.zero_q[r, k]), y.zero_value[r, k])
-        second += second.transpose(0, 2, 1)
-        idx = np.arange(self.npars)
-        second[:, idx, idx] = y.diag
-        hess = np.matmul(
-            y.jac_bins * weight[:, None, :], y.jac_bins.transpose(0, 2, 1), out=out.hess
-        )
-        hess += second
-        hess[:, idx, idx] += hess_c
+        # Into the result, not in place: an in-place sum with its own transpose would copy it.
+        hess = np.add(second, second.transpose(0, 2, 1), out=out.hess)
+        hess[:, idx, idx] = y.diag
+        hess += fisher
 
     def nll(self, theta: np.ndarray, rows: np.ndarray, main: np.ndarray, aux: np.ndarray):
         """-log L only (R,), for line searches (in blocks of tile_rows rows)."""

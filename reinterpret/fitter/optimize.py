@@ -159,7 +159,7 @@ def minimize(
         at_hi = (th >= hi) & (ev.grad < 0)
         free = ~(fx | at_lo | at_hi)
         g = np.where(free, ev.grad, 0.0)
-        step, decrement = _newton_step(ev.hess, ev.curvature, g, free)
+        step, decrement = _newton_step(ev.hess, ev.fisher, g, free)
         bad = ~np.isfinite(ev.nll) | ~np.isfinite(decrement)
         # A kink (code0 interpolation at alpha = 0) can leave a Newton decrement that never
         # vanishes while no step lowers -log L any more: that point is taken as the minimum.
@@ -203,8 +203,8 @@ def minimize(
             )
             redo = model.evaluate(cand[back], r[back], m[back], a[back])
             trial.nll[back], trial.grad[back], trial.hess[back] = redo.nll, redo.grad, redo.hess
-            if trial.curvature is not None:
-                trial.curvature[back] = redo.curvature
+            if trial.fisher is not None:
+                trial.fisher[back] = redo.fisher
         change = f0 - trial.nll
         tiny = (change <= 1e-12 * np.maximum(1.0, np.abs(f0))) & (
             np.abs(cand - th).max(axis=1) <= 1e-6
@@ -262,11 +262,11 @@ def _sufficient(f: np.ndarray, f0: np.ndarray, delta: np.ndarray, grad: np.ndarr
     return np.isfinite(f) & (f <= f0 + 1e-4 * predicted + 1e-12 * np.abs(f0))
 
 
-def _newton_step(hess: np.ndarray, curvature: np.ndarray | None, g: np.ndarray, free: np.ndarray):
+def _newton_step(hess: np.ndarray, fisher: np.ndarray | None, g: np.ndarray, free: np.ndarray):
     """Newton step restricted to free parameters, with a positive-definite stand-in for the
     Hessian where it is not positive definite.
 
-    The stand-in is the Hessian without the yields' second derivatives (curvature), i.e. the
+    The stand-in (fisher) is the Hessian without the yields' second derivatives, i.e. the
     Fisher-like J W J^T plus the constraints, which is positive semi-definite and costs one
     more Cholesky factorisation; only rows where even that fails get an eigendecomposition
     with |eigenvalues| floored. Rows and columns are Jacobi-scaled first so that wildly
@@ -274,9 +274,9 @@ def _newton_step(hess: np.ndarray, curvature: np.ndarray | None, g: np.ndarray, 
     strength of order one) do not make a positive-definite matrix look singular.
     """
     step, decrement, ok = _scaled_newton(hess, g, free)
-    if curvature is not None and not ok.all():
+    if fisher is not None and not ok.all():
         bad = np.flatnonzero(~ok)
-        s2, d2, ok2 = _scaled_newton(hess[bad] - curvature[bad], g[bad], free[bad])
+        s2, d2, ok2 = _scaled_newton(fisher[bad], g[bad], free[bad])
         fixed_up = bad[ok2]
         step[fixed_up], decrement[fixed_up], ok[fixed_up] = s2[ok2], d2[ok2], True
     if not ok.all():
