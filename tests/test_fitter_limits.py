@@ -135,3 +135,39 @@ def test_the_shared_asimov_curve_interpolates_between_evaluations_that_bracket_a
     curve.forget(np.array([0]))
     assert np.isnan(curve.roots(np.array([0]), targets[:1])).all()
     assert np.isfinite(curve.roots(np.array([1]), targets[:1])).all()
+
+
+def test_a_warm_start_where_the_likelihood_is_not_finite_is_fitted_again_from_the_background(
+    monkeypatch,
+):
+    """sbottom_500_131_1 on its own: the Asimov fits of the +1 and +2 sigma curves at the
+    first guesses (2.7 and 3.9), warm-started from mu = 1 moved along the profile path,
+    start where -log L is not finite. Those evaluations counted as excluded, and the search
+    walked down to mu = 1.000003 in some twenty rounds before fits from the signal-free
+    optimum found their way back (25 rounds in all). Now such a fit starts again from there at once: every evaluation of
+    the search is a number, and the limits are where CLs is the level."""
+    from reinterpret import services
+    from reinterpret.fitter import limits
+
+    (point,) = services.patch_points(
+        load("sbottom", "BkgOnly.json"), load("sbottom", "patchset.json"), ["sbottom_500_131_1"]
+    )
+    model = compile_models([point.workspace])
+    residuals = []
+    step = limits._step
+
+    def spy(curves, roots, x, values, *rest):
+        residuals.append(values[0])
+        return step(curves, roots, x, values, *rest)
+
+    monkeypatch.setattr(limits, "_step", spy)
+    (result,) = hypotest(model, InferenceOptions(upper_limit=True))
+    assert result.limits_converged, result.warnings
+    assert np.isfinite(np.concatenate(residuals)).all()
+    assert len(residuals) <= 6
+    assert result.mu_up_exp[3] == pytest.approx(3.0362, abs=2e-4)
+    assert result.mu_up_exp[4] == pytest.approx(3.7190, abs=2e-4)
+    checked = _cls_at_limits(model, result)
+    assert len(checked) == 6
+    for cls, level in checked:
+        assert cls == pytest.approx(level, rel=2e-5)

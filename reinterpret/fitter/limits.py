@@ -493,17 +493,22 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     start[:, poi] = mu[which]
     fixed = model.fixed[pts[which]].copy()
     fixed[:, poi] = True
-    out = minimize(
-        model,
-        pts[which],
-        np.where(asimov[:, None], fits.asimov_main[pts[which]], model.observed[pts[which]]),
-        np.where(asimov[:, None], fits.asimov_aux[pts[which]], model.aux[pts[which]]),
-        start,
-        fixed,
-        options.fit,
-        keep_hessian=True,
-    )
+    main = np.where(asimov[:, None], fits.asimov_main[pts[which]], model.observed[pts[which]])
+    aux = np.where(asimov[:, None], fits.asimov_aux[pts[which]], model.aux[pts[which]])
+    out = minimize(model, pts[which], main, aux, start, fixed, options.fit, keep_hessian=True)
     k = which.size - extra.size
+    # A warm start moved along a profile path can land where -log L is not finite (a yield
+    # below zero, far from the last fit): those fits start again from the signal-free
+    # optimum (the roots fitted from both starts have that fit already).
+    failed = np.setdiff1d(np.flatnonzero(~np.isfinite(out.nll[:k])), extra)
+    if failed.size:
+        cold = fits.background.theta[pts[which[failed]]].copy()
+        cold[:, poi] = mu[which[failed]]
+        redo = minimize(
+            model, pts[which[failed]], main[failed], aux[failed], cold, fixed[failed],
+            options.fit, keep_hessian=True,
+        )  # fmt: skip
+        out.replace_rows(failed, redo, np.arange(failed.size))
     deeper = np.zeros(roots.size, dtype=bool)
     if extra.size:
         second = np.arange(k, which.size)
