@@ -144,8 +144,9 @@ def test_a_warm_start_where_the_likelihood_is_not_finite_is_fitted_again_from_th
     first guesses (2.7 and 3.9), warm-started from mu = 1 moved along the profile path,
     start where -log L is not finite. Those evaluations counted as excluded, and the search
     walked down to mu = 1.000003 in some twenty rounds before fits from the signal-free
-    optimum found their way back (25 rounds in all). Now such a fit starts again from there at once: every evaluation of
-    the search is a number, and the limits are where CLs is the level."""
+    optimum found their way back (25 rounds in all). Now such a fit starts again from there
+    at once: every evaluation of the search is a number, and the limits are where CLs is
+    the level."""
     from reinterpret import services
     from reinterpret.fitter import limits
 
