@@ -37,7 +37,7 @@ from scipy.special import log_ndtr, ndtri
 
 from reinterpret.fitter import asymptotics
 from reinterpret.fitter.infer import poi_sigma, q_statistic
-from reinterpret.fitter.optimize import minimize
+from reinterpret.fitter.optimize import minimize, solve_free
 
 MAX_ROUNDS = 60
 TOLERANCE = 1e-5
@@ -457,18 +457,11 @@ class _Warm:
 
 def _profile_path(fit, fixed: np.ndarray, poi: int) -> np.ndarray:
     """d theta / d mu along the profile at fixed-POI fits with Hessians (R, P): the optimum
-    of the free parameters f moves as -H_ff^-1 H_f,mu. Zero where it cannot be computed."""
+    of the free parameters f moves as -H_ff^-1 H_f,mu. Zero where it cannot be computed (no
+    Hessian, H_ff not positive definite: the warm start is then the last fit itself)."""
     if fit.hessian is None:
         return np.zeros_like(fit.theta)
-    hess = fit.hessian
-    free = ~fixed
-    eye = np.broadcast_to(np.eye(hess.shape[1], dtype=bool), hess.shape)
-    system = np.where(free[:, :, None] & free[:, None, :], hess, np.where(eye, 1.0, 0.0))
-    rhs = np.where(free, -hess[:, :, poi], 0.0)
-    try:
-        path = np.linalg.solve(system, rhs[:, :, None])[:, :, 0]
-    except np.linalg.LinAlgError:
-        return np.zeros_like(fit.theta)
+    path, _ = solve_free(fit.hessian, -fit.hessian[:, :, poi], ~fixed)
     return np.where(np.isfinite(path), path, 0.0)
 
 

@@ -323,6 +323,14 @@ def _scaled_newton(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
     return step, decrement, ok
 
 
+def solve_free(hess: np.ndarray, rhs: np.ndarray, free: np.ndarray):
+    """H_ff^-1 rhs_f for each row over its free parameters (0 on the others), by the Newton
+    step's Jacobi-scaled Cholesky factorisation in blocks; ok (R,) is False, and the row 0,
+    where H_ff is not positive definite."""
+    x, _, ok = _scaled_newton(hess, -rhs, free)
+    return x, ok
+
+
 def _cholesky_solve(h: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Solve H x = b row by row through H's Cholesky factorisation (LAPACK potrf, potrs),
     which also proves H positive definite (ok). Row by row is no slower than numpy's batched
