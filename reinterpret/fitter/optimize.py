@@ -116,24 +116,35 @@ def minimize(
     options: FitOptions | None = None,
     keep_hessian: bool = False,
     settle_kinks: bool = True,
+    hessian_out: np.ndarray | None = None,
 ) -> FitOutcome:
     """Minimise -log L for each row; rows index models of the batch (R,).
 
     init (R, P) is clipped into the bounds; parameters with fixed (R, P) stay at their init.
-    With settle_kinks, see _settle_kinks. Many rows are fitted in blocks (FIT_BLOCK_BYTES).
+    With settle_kinks, see _settle_kinks. With keep_hessian, the Hessian at each result is
+    kept (written into hessian_out (R, P, P) when given). Many rows are fitted in blocks
+    (FIT_BLOCK_BYTES), their Hessians written into one array, not concatenated afterwards.
     """
     options = options or FitOptions()
     rows = np.asarray(rows, dtype=int)
     R, P = init.shape
     block = max(MIN_FIT_BLOCK, FIT_BLOCK_BYTES // (8 * P * P))
     if rows.size > block:
-        return FitOutcome.concat(
-            [
-                minimize(model, rows[t], main[t], aux[t], init[t], fixed[t], options,
-                         keep_hessian, settle_kinks)
-                for t in (slice(i, i + block) for i in range(0, R, block))
-            ]
-        )  # fmt: skip
+        kept = None
+        if keep_hessian:
+            kept = np.empty((R, P, P)) if hessian_out is None else hessian_out
+        parts = []
+        for t in (slice(i, i + block) for i in range(0, R, block)):
+            out = None if kept is None else kept[t]
+            part = minimize(
+                model, rows[t], main[t], aux[t], init[t], fixed[t], options, keep_hessian,
+                settle_kinks, out,
+            )  # fmt: skip
+            part.hessian = None  # a view of kept
+            parts.append(part)
+        outcome = FitOutcome.concat(parts)
+        outcome.hessian = kept
+        return outcome
     lower, upper = model.lower[rows], model.upper[rows]
     theta = np.where(fixed, init, np.clip(init, lower, upper))
     out_nll = np.full(R, np.nan)
@@ -141,7 +152,9 @@ def minimize(
     iterations = np.zeros(R, dtype=int)
     converged = np.zeros(R, dtype=bool)
     messages = ["iteration limit reached"] * R
-    hessians = np.zeros((R, P, P)) if keep_hessian else None
+    hessians = None
+    if keep_hessian:
+        hessians = np.empty((R, P, P)) if hessian_out is None else hessian_out
     gradients = np.full((R, P), np.nan)
     active = np.arange(R)
     # The evaluation at the current point of every active row. A full Newton step is tried
