@@ -445,6 +445,16 @@ class _Warm:
     mu: np.ndarray
     asimov_path: np.ndarray
     data_path: np.ndarray
+    # Where each round's fits keep their Hessians (for the profile paths), reused from round
+    # to round: a fresh array of that size is mapped afresh, and its first writes page-fault.
+    buffer: np.ndarray | None = None
+
+    def hessian_buffer(self, rows: int) -> np.ndarray:
+        """An uninitialised (rows, P, P) array, reused across rounds."""
+        P = self.asimov.shape[1]
+        if self.buffer is None or self.buffer.shape[0] < rows:
+            self.buffer = np.empty((rows, P, P))
+        return self.buffer[:rows]
 
     def starts(self, roots, obs, mu):
         """Warm starts at mu (pending roots): the last fits moved along their paths (the fit
@@ -488,7 +498,10 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     fixed[:, poi] = True
     main = np.where(asimov[:, None], fits.asimov_main[pts[which]], model.observed[pts[which]])
     aux = np.where(asimov[:, None], fits.asimov_aux[pts[which]], model.aux[pts[which]])
-    out = minimize(model, pts[which], main, aux, start, fixed, options.fit, keep_hessian=True)
+    out = minimize(
+        model, pts[which], main, aux, start, fixed, options.fit, keep_hessian=True,
+        hessian_out=warm.hessian_buffer(which.size),
+    )  # fmt: skip
     k = which.size - extra.size
     # A warm start moved along a profile path can land where -log L is not finite (a yield
     # below zero, far from the last fit): those fits start again from the signal-free
