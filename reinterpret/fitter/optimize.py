@@ -187,7 +187,9 @@ def minimize(
             messages[i] = "likelihood not finite" if is_bad else "converged"
         gradients[idx] = ev.grad[finished]
         if keep_hessian:
-            hessians[idx] = ev.hess[finished]
+            # Row by row: a fancy-indexed copy would first gather them into a temporary.
+            for i, j in zip(idx, np.flatnonzero(finished), strict=True):
+                hessians[i] = ev.hess[j]
         keep = ~finished
         active = active[keep]
         if active.size == 0:
