@@ -162,12 +162,11 @@ class _AsimovCurve:
         first = np.searchsorted(points, points)  # index of each point's first new node
         column = self.used[points] + np.arange(points.size) - first
         need = int(column.max()) + 1
-        if need > self.mu.shape[1]:
-            grow = np.full((self.mu.shape[0], max(need, 2 * self.mu.shape[1])), np.nan)
+        width = self.mu.shape[1]
+        if need > width:
             for name in ("mu", "value", "slope"):
-                old = getattr(self, name)
-                wider = grow.copy()
-                wider[:, : old.shape[1]] = old
+                wider = np.full((self.mu.shape[0], max(need, 2 * width)), np.nan)
+                wider[:, :width] = getattr(self, name)
                 setattr(self, name, wider)
         self.mu[points, column] = mu
         self.value[points, column] = value

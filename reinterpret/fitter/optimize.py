@@ -128,22 +128,22 @@ def minimize(
     options = options or FitOptions()
     rows = np.asarray(rows, dtype=int)
     R, P = init.shape
+    hessians = None
+    if keep_hessian:
+        hessians = np.empty((R, P, P)) if hessian_out is None else hessian_out
     block = max(MIN_FIT_BLOCK, FIT_BLOCK_BYTES // (8 * P * P))
     if rows.size > block:
-        kept = None
-        if keep_hessian:
-            kept = np.empty((R, P, P)) if hessian_out is None else hessian_out
         parts = []
-        for t in (slice(i, i + block) for i in range(0, R, block)):
-            out = None if kept is None else kept[t]
+        for t in _row_blocks(R, block):
+            out = None if hessians is None else hessians[t]
             part = minimize(
                 model, rows[t], main[t], aux[t], init[t], fixed[t], options, keep_hessian,
                 settle_kinks, out,
             )  # fmt: skip
-            part.hessian = None  # a view of kept
+            part.hessian = None  # a view of hessians
             parts.append(part)
         outcome = FitOutcome.concat(parts)
-        outcome.hessian = kept
+        outcome.hessian = hessians
         return outcome
     lower, upper = model.lower[rows], model.upper[rows]
     theta = np.where(fixed, init, np.clip(init, lower, upper))
@@ -152,9 +152,6 @@ def minimize(
     iterations = np.zeros(R, dtype=int)
     converged = np.zeros(R, dtype=bool)
     messages = ["iteration limit reached"] * R
-    hessians = None
-    if keep_hessian:
-        hessians = np.empty((R, P, P)) if hessian_out is None else hessian_out
     gradients = np.full((R, P), np.nan)
     active = np.arange(R)
     # The evaluation at the current point of every active row. A full Newton step is tried
@@ -328,14 +325,17 @@ def _scaled_newton(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
     step = np.zeros((R, P))
     decrement = np.zeros(R)
     ok = np.zeros(R, dtype=bool)
-    block = max(1, BLOCK_BYTES // (8 * P * P))
-    for start in range(0, R, block):
-        t = slice(start, start + block)
+    for t in _row_blocks(R, max(1, BLOCK_BYTES // (8 * P * P))):
         hs, gs, scale = _scaled(hess[t], g[t], free[t])
         s, ok[t] = _cholesky_solve(hs, -gs)
         step[t] = np.where(free[t] & ok[t, None], s * scale, 0.0)
         decrement[t] = np.where(ok[t], -0.5 * (s * gs).sum(axis=1), 0.0)
     return step, decrement, ok
+
+
+def _row_blocks(count: int, size: int) -> list[slice]:
+    """Consecutive slices of at most size rows covering count rows."""
+    return [slice(i, i + size) for i in range(0, count, size)]
 
 
 def solve_free(hess: np.ndarray, rhs: np.ndarray, free: np.ndarray):
