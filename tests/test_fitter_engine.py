@@ -37,7 +37,7 @@ def test_newton_step_where_positive_definite_and_descent_elsewhere():
     h, g = _stack()
     free = np.ones(g.shape, dtype=bool)
     pd = _positive_definite(h)
-    step, decrement = optimize._newton_step(h, None, g, free)
+    step, decrement, _ = optimize._newton_step(h, None, g, free)
     newton = -np.linalg.solve(h[pd], g[pd][..., None])[..., 0]
     assert np.allclose(step[pd], newton)
     assert np.allclose(decrement[pd], -0.5 * (newton * g[pd]).sum(axis=1))
@@ -53,7 +53,7 @@ def test_indefinite_rows_fall_back_on_the_hessian_without_the_yields_curvature()
     psd = _stack(seed=4)[0] + 10.0 * np.eye(h.shape[1])
     psd[::3, 0, 0] = 20.0
     pd = _positive_definite(h[:, :-1, :-1])
-    step, _ = optimize._newton_step(h, psd, g, free)
+    step, _, _ = optimize._newton_step(h, psd, g, free)
     sub = np.s_[:, :-1]
     expected = -np.linalg.solve(psd[~pd][:, :-1, :-1], g[~pd][sub][..., None])[..., 0]
     assert np.allclose(step[~pd][sub], expected)
@@ -231,3 +231,52 @@ def test_moved_rows_have_the_likelihood_computed_in_full(seed, codes):
     moved = model.nll_moved(base, owner, theta, rows, main, aux)
     direct = model.nll(theta, rows[owner], main[owner], aux[owner])
     assert np.allclose(moved, direct, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fits_finished_without_a_last_hessian_reach_the_same_minimum(monkeypatch, seed):
+    """Rows near their minimum are checked at the next point with the last Hessian (chord,
+    CHORD_DECREMENT): the same minimum as full Newton iterations to the end, converged, and
+    a kept Hessian that is the one at the result (or, with near_hessian, one Newton step
+    before it)."""
+    from reinterpret.fitter import compile_models
+    from tests.test_fitter_random import random_workspace
+
+    model = compile_models([random_workspace(seed)])
+    rows = np.zeros(8, dtype=int)
+    rng = np.random.default_rng(seed)
+    start = np.clip(
+        model.init + 0.5 * rng.normal(size=(8, model.npars)) * ~model.fixed,
+        model.lower + 0.05,
+        model.upper,
+    )
+    main, aux, fixed = (np.repeat(x, 8, axis=0) for x in (model.observed, model.aux, model.fixed))
+    light = []
+    evaluate = type(model).evaluate
+
+    def counted(self, theta, *rest, hessian=True):
+        if not hessian:
+            light.append(theta.shape[0])
+        return evaluate(self, theta, *rest, hessian=hessian)
+
+    monkeypatch.setattr(type(model), "evaluate", counted)
+    fits = {}
+    for chord in (0.0, 1e-4):
+        monkeypatch.setattr(optimize, "CHORD_DECREMENT", chord)
+        for near in (False, True):
+            fits[chord, near] = optimize.minimize(
+                model, rows, main, aux, start, fixed, keep_hessian=True, near_hessian=near
+            )
+    assert light, "no row was checked without a Hessian"
+    plain = fits[0.0, False]
+    assert plain.converged.all()
+    for near in (False, True):
+        fit = fits[1e-4, near]
+        assert fit.converged.all()
+        assert np.allclose(fit.nll, plain.nll, rtol=0, atol=1e-8)
+        assert np.allclose(fit.theta, plain.theta, rtol=0, atol=1e-3)
+    exact = evaluate(model, fits[1e-4, False].theta, rows, main, aux).hess
+    assert np.allclose(fits[1e-4, False].hessian, exact, rtol=1e-12, atol=1e-12)
+    near = fits[1e-4, True].hessian
+    size = np.linalg.norm(exact, axis=(1, 2))
+    assert np.all(np.linalg.norm(near - exact, axis=(1, 2)) <= 0.05 * size)

@@ -43,6 +43,11 @@ def test_compiled_and_numpy_kernels_agree(monkeypatch, seed, codes):
             model.nll(theta, rows, main, aux),
             model.expected(theta, rows)[0],
         )
+        # Without the Hessian (kernel.GRADIENT) the value and gradient are the same numbers.
+        full, light = out[name][0], model.evaluate(theta, rows, main, aux, hessian=False)
+        assert light.hess is None
+        assert np.array_equal(light.nll, full.nll)
+        assert np.array_equal(light.grad, full.grad)
     (a, a_nll, a_nu), (b, b_nll, b_nu) = out["numba"], out["numpy"]
     assert np.isfinite(a.hess).all()
     assert np.allclose(a.nll, b.nll, rtol=1e-12, atol=1e-9)

@@ -175,8 +175,9 @@ def yields(
                 total += nu_r[n]
                 c_bin[n] = 1.0
         nll[r] = total
-        if not derivatives:
+        if derivatives == 0:
             continue
+        hessian = derivatives == 2
         for s in range(S):
             c_sb[s] = c_bin[sb_bin[s]]
         J = jac_bins[r]
@@ -199,6 +200,8 @@ def yields(
             m[j] = g1[j] * excl
             am = A[s] * m[j]
             J[p, sb_bin[s]] += am
+            if not hessian:
+                continue
             # A m counts half in U (U rho^T is symmetrised), whole beside a single zero.
             Um[p, s] = c_sb[s] * (1.0 if nz == 1 else 0.5) * am
             Rm[p, s] = rho
@@ -209,6 +212,8 @@ def yields(
             p = hs_par[k]
             fd1 = d1[k] * F[s]
             J[p, sb_bin[s]] += fd1
+            if not hessian:
+                continue
             Um[p, s] += c_sb[s] * fd1
             t = d2[k] * F[s]
             if hs_mul[k] >= 0:

@@ -121,6 +121,9 @@ def run_fits(model: ModelBatch, options: InferenceOptions) -> _Fits:
         np.concatenate(fixed),
         fopt,
         keep_hessian=True,
+        # The global fits' Hessians give mu_hat's error; the others' only predict the
+        # limits' warm starts (a Hessian one Newton step from the optimum serves).
+        near_hessian=np.arange(n * model.size) >= k * model.size,
     )
     parts = _split(stage, model.size, n)
     free = starts.keep_lowest(FitOutcome.concat(parts[:k]), k)
@@ -148,6 +151,7 @@ def run_fits(model: ModelBatch, options: InferenceOptions) -> _Fits:
         np.concatenate([model.fixed, fx_mu]),
         fopt,
         keep_hessian=options.upper_limit,  # the limits' first warm starts follow from it
+        near_hessian=True,
     )
     a_free, a_fixed = _split(asimov, model.size, 2)
     a_fixed = starts.try_flips(model, rows, a_main, a_aux, fx_mu, fopt, a_fixed)

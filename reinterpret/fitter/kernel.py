@@ -12,9 +12,11 @@ the linear pairs first, then the normsys pairs): theta (R, P), rows (R,), main (
 (B, S), sb_bin (S,), nbins; hs_code, hs_par, hs_sb (K,), hs_up, hs_down (B, K); lin_par,
 lin_sb (L,), lin_on (B, L); ns_code, u_par (U,), u_hi, u_lo (B, U), u_coef (B, U, 6; code4),
 ns_spread (M - L,); mul_par, mul_sb (M,); hs_mul (K,): the multiplicative pair of the same
-(parameter, sample-bin) or -1; derivatives; and the outputs, written in place: additive,
-factor (R, S), nu (R, N), nll (R,) (the Poisson part), grad (R, P), jac_bins (R, P, N), u, rho
-(R, P, S), diag (R, P) (these four zero on entry), zero_q, zero_value (R, K).
+(parameter, sample-bin) or -1; derivatives (NONE, GRADIENT or HESSIAN: what is computed
+besides the yields and -log L); and the outputs, written in place: additive, factor (R, S), nu
+(R, N), nll (R,) (the Poisson part); from GRADIENT on grad (R, P), jac_bins (R, P, N, zero on
+entry); with HESSIAN also u, rho (R, P, S), diag (R, P) (these three zero on entry), zero_q,
+zero_value (R, K) (below HESSIAN these may be empty stand-ins).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ NORMSYS_CODES = {"code0": 0, "code1": 1, "code4": 4}
 HISTOSYS_CODES = {"code0": 0, "code4p": 4}
 _NORMSYS_NAMES = {v: k for k, v in NORMSYS_CODES.items()}
 _HISTOSYS_NAMES = {v: k for k, v in HISTOSYS_CODES.items()}
+# What yields() computes besides the yields and -log L (its `derivatives` argument).
+NONE, GRADIENT, HESSIAN = 0, 1, 2
 
 
 def scatter(values: np.ndarray, index: np.ndarray, width: int) -> np.ndarray:
@@ -127,6 +131,8 @@ def numpy_yields(
         R, P, nbins
     )
     grad[:] = np.einsum("rpn,rn->rp", jac_bins, c_bin)
+    if derivatives < HESSIAN:
+        return
     # A m counts half in U (U rho^T is symmetrised), whole beside a single zero.
     keep = 0.5 if n_zero is None else np.where(n_zero == 1, 1.0, 0.5)[:, mul_sb]
     u_flat = u_mat.reshape(R, P * S)
@@ -177,7 +183,7 @@ def warm_up() -> None:
         return
     i64 = np.int64
     none, one = np.zeros(0, dtype=i64), np.zeros(1, dtype=i64)
-    for derivatives in (False, True):
+    for derivatives in (NONE, GRADIENT, HESSIAN):
         R, P, S, N, K = 1, 1, 1, 1, 0
         yields(
             np.ones((R, P)), one, np.ones((R, N)), np.ones((1, S)), one, N,

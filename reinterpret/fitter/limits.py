@@ -499,7 +499,7 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     aux = np.where(asimov[:, None], fits.asimov_aux[pts[which]], model.aux[pts[which]])
     out = minimize(
         model, pts[which], main, aux, start, fixed, options.fit, keep_hessian=True,
-        hessian_out=warm.hessian_buffer(which.size),
+        hessian_out=warm.hessian_buffer(which.size), near_hessian=True,
     )  # fmt: skip
     k = which.size - extra.size
     # A warm start moved along a profile path can land where -log L is not finite (a yield
@@ -511,7 +511,7 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
         cold[:, poi] = mu[which[failed]]
         redo = minimize(
             model, pts[which[failed]], main[failed], aux[failed], cold, fixed[failed],
-            options.fit, keep_hessian=True,
+            options.fit, keep_hessian=True, near_hessian=True,
         )  # fmt: skip
         out.replace_rows(failed, redo, np.arange(failed.size))
     deeper = np.zeros(roots.size, dtype=bool)

@@ -452,22 +452,24 @@ class ModelBatch:
         return out
 
     def _yields(self, theta: np.ndarray, rows: np.ndarray, main: np.ndarray | None = None,
-                derivatives: bool = False) -> _Yields:  # fmt: skip
-        """Yields (and with derivatives what the Hessian needs) of rows theta (R, P) of
-        models rows, by the compiled kernel; main (R, N): the counts the Poisson part of
-        -log L is taken against (zeros when not given)."""
+                derivatives: int = kernel.NONE) -> _Yields:  # fmt: skip
+        """Yields (and with derivatives, kernel.GRADIENT or kernel.HESSIAN, what the gradient
+        or also the Hessian needs) of rows theta (R, P) of models rows, by the compiled
+        kernel; main (R, N): the counts the Poisson part of -log L is taken against (zeros
+        when not given)."""
         R, P, S, N = theta.shape[0], self.npars, self.nsb, self.nbins
         theta = np.ascontiguousarray(theta, dtype=float)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         main = np.zeros((R, N)) if main is None else np.ascontiguousarray(main, dtype=float)
         out = _Yields(np.empty((R, S)), np.empty((R, S)), np.empty((R, N)), np.empty(R))
         if derivatives:
-            K = self.hs_par.size
+            # The Hessian's parts only where asked for (empty stand-ins of one type otherwise).
+            K, S2, P2 = (self.hs_par.size, S, P) if derivatives == kernel.HESSIAN else (0, 0, 0)
             out.grad = np.empty((R, P))
             out.jac_bins = np.zeros((R, P, N))
-            out.u = np.zeros((R, P, S))
-            out.rho = np.zeros((R, P, S))
-            out.diag = np.zeros((R, P))
+            out.u = np.zeros((R, P2, S2))
+            out.rho = np.zeros((R, P2, S2))
+            out.diag = np.zeros((R, P2))
             out.zero_q = np.empty((R, K), dtype=np.int64)
             out.zero_value = np.empty((R, K))
             extra = (out.grad, out.jac_bins, out.u, out.rho, out.diag, out.zero_q, out.zero_value)
@@ -531,11 +533,12 @@ class ModelBatch:
         dnu_s/dp = A'_ps F_s + A_s m_ps and, for p != q,
         d2nu_s/dp dq = A'_ps m_qs + A'_qs m_ps + A_s m_ps rho_qs with rho = g'/g.
         """
-        y = self._yields(theta, rows, main, derivatives=True)
+        hessian = out.hess is not None
+        y = self._yields(theta, rows, main, kernel.HESSIAN if hessian else kernel.GRADIENT)
         nll_c, grad_c, hess_c = self._constraints(theta, rows, aux)
         np.add(y.nll, nll_c, out=out.nll)
         np.add(y.grad, grad_c, out=out.grad)
-        if out.hess is None:
+        if not hessian:
             return
         nu = y.nu
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -23,6 +23,17 @@ BLOCK_BYTES = 1 << 20
 # 24 in blocks of 4 MB; 1 and 16 MB were no better).
 FIT_BLOCK_BYTES = 4 << 20
 MIN_FIT_BLOCK = 8
+# A row whose Newton decrement is below this takes its full step and is checked at the new
+# point by value and gradient alone: the decrement there is measured with the Hessian just
+# factorised (the decrement of a chord step), and where it is below the tolerance the fit has
+# converged without a new Hessian (Newton's quadratic convergence makes that the usual last
+# step). The point's own Hessian, where one is kept, is then evaluated apart (or, for
+# predictors, the last one stands in).
+CHORD_DECREMENT = 1e-4
+# At most this many chord steps (Newton steps with that Hessian) follow where the decrement
+# measured so is below CHORD_STEP_BELOW but not yet below the tolerance.
+CHORD_STEPS = 2
+CHORD_STEP_BELOW = 1e-6
 
 
 @dataclass(frozen=True)
@@ -117,13 +128,18 @@ def minimize(
     keep_hessian: bool = False,
     settle_kinks: bool = True,
     hessian_out: np.ndarray | None = None,
+    near_hessian: bool | np.ndarray = False,
 ) -> FitOutcome:
     """Minimise -log L for each row; rows index models of the batch (R,).
 
     init (R, P) is clipped into the bounds; parameters with fixed (R, P) stay at their init.
     With settle_kinks, see _settle_kinks. With keep_hessian, the Hessian at each result is
-    kept (written into hessian_out (R, P, P) when given). Many rows are fitted in blocks
-    (FIT_BLOCK_BYTES), their Hessians written into one array, not concatenated afterwards.
+    kept (written into hessian_out (R, P, P) when given); with near_hessian (or where it is
+    True, given per row), for rows that
+    converged on a chord check (CHORD_DECREMENT), the Hessian at the last Newton point before
+    the result instead (for predictors such as profile paths; one Newton step away). Many
+    rows are fitted in blocks (FIT_BLOCK_BYTES), their Hessians written into one array, not
+    concatenated afterwards.
     """
     options = options or FitOptions()
     rows = np.asarray(rows, dtype=int)
@@ -131,6 +147,7 @@ def minimize(
     hessians = None
     if keep_hessian:
         hessians = np.empty((R, P, P)) if hessian_out is None else hessian_out
+    near_hessian = np.broadcast_to(near_hessian, (R,))
     block = max(MIN_FIT_BLOCK, FIT_BLOCK_BYTES // (8 * P * P))
     if rows.size > block:
         parts = []
@@ -138,7 +155,7 @@ def minimize(
             out = None if hessians is None else hessians[t]
             part = minimize(
                 model, rows[t], main[t], aux[t], init[t], fixed[t], options, keep_hessian,
-                settle_kinks, out,
+                settle_kinks, out, near_hessian[t],
             )  # fmt: skip
             part.hessian = None  # a view of hessians
             parts.append(part)
@@ -159,6 +176,8 @@ def minimize(
     # reuses; only rows where that step fails the sufficient-decrease test backtrack.
     ev = model.evaluate(theta, rows, main, aux)
     stalled = np.zeros(R, dtype=int)
+    # Rows that converged on a chord check whose own Hessian is still to be evaluated.
+    late: list[int] = []
     for it in range(options.max_iterations):
         if active.size == 0:
             break
@@ -169,7 +188,7 @@ def minimize(
         at_hi = (th >= hi) & (ev.grad < 0)
         free = ~(fx | at_lo | at_hi)
         g = np.where(free, ev.grad, 0.0)
-        step, decrement = _newton_step(ev.hess, ev.fisher, g, free)
+        step, decrement, chord = _newton_step(ev.hess, ev.fisher, g, free, CHORD_DECREMENT)
         bad = ~np.isfinite(ev.nll) | ~np.isfinite(decrement)
         # A kink (code0 interpolation at alpha = 0) can leave a Newton decrement that never
         # vanishes while no step lowers -log L any more: that point is taken as the minimum.
@@ -193,8 +212,40 @@ def minimize(
             break
         th, step, g, f0 = th[keep], step[keep], g[keep], ev.nll[keep]
         lo, hi = lo[keep], hi[keep]
-        r, m, a = rows[active], main[active], aux[active]
         cand = np.clip(th + step, lo, hi)
+        c = chord.rows[keep[chord.rows]]
+        if c.size:
+            at = np.cumsum(keep) - 1  # positions among the kept rows
+            k = at[c]
+            ok, point, nll, grad, g1 = _chord_check(
+                model, rows, main, aux, fixed, active[k], cand[k], th[k], g[k], f0[k], chord, c,
+                options,
+            )  # fmt: skip
+            if ok.any():
+                done_rows = at[c[ok]]
+                idx = active[done_rows]
+                theta[idx] = point[ok]
+                out_nll[idx] = nll[ok]
+                out_grad[idx] = np.sqrt((g1[ok] ** 2).sum(axis=1))
+                gradients[idx] = grad[ok]
+                converged[idx] = True
+                iterations[idx] = it + 1
+                for i in idx:
+                    messages[i] = "converged"
+                if keep_hessian:
+                    for i, j in zip(idx, c[ok], strict=True):
+                        if near_hessian[i]:
+                            hessians[i] = ev.hess[j]
+                        else:
+                            late.append(i)
+                rest = np.ones(active.size, dtype=bool)
+                rest[done_rows] = False
+                active = active[rest]
+                if active.size == 0:
+                    break
+                th, step, g, f0 = th[rest], step[rest], g[rest], f0[rest]
+                lo, hi, cand = lo[rest], hi[rest], cand[rest]
+        r, m, a = rows[active], main[active], aux[active]
         trial = model.evaluate(cand, r, m, a)
         ok = _sufficient(trial.nll, f0, cand - th, g)
         if not ok.all():
@@ -231,6 +282,9 @@ def minimize(
         gradients[active] = ev.grad
         if keep_hessian:
             hessians[active] = ev.hess
+    if late:
+        k = np.array(late)
+        hessians[k] = model.evaluate(theta[k], rows[k], main[k], aux[k]).hess
     outcome = FitOutcome(
         theta, out_nll, converged, iterations, out_grad, messages, hessians, gradient=gradients
     )
@@ -274,7 +328,83 @@ def _sufficient(f: np.ndarray, f0: np.ndarray, delta: np.ndarray, grad: np.ndarr
     return np.isfinite(f) & (f <= f0 + 1e-4 * predicted + 1e-12 * np.abs(f0))
 
 
-def _newton_step(hess: np.ndarray, fisher: np.ndarray | None, g: np.ndarray, free: np.ndarray):
+def _chord_check(model, rows, main, aux, fixed, which, cand, th, g, f0, chord, c, options):
+    """For rows `which`, whose last Newton step (from th, gradient g, -log L f0) led to cand
+    (c: their rows in chord): whether they converge with the last Hessian (chord) alone.
+
+    At cand -log L and its gradient are evaluated without a Hessian. A row has converged
+    (ok) where the step lowered -log L enough, no bound became active or inactive, and the
+    Newton decrement there, measured with the last Hessian, is below the tolerance. Where
+    that decrement is small but not below it, chord steps (the last Hessian's Newton steps)
+    follow, up to CHORD_STEPS, as long as each one lowers -log L and the decrement shrinks
+    tenfold. Returns (ok, point (K, P), -log L, gradient, projected gradient) of the rows;
+    the others are left to a full Newton iteration at cand."""
+    K, P = cand.shape
+    r, m, a = rows[which], main[which], aux[which]
+    lo, hi, fx = model.lower[r], model.upper[r], fixed[which]
+    place = np.searchsorted(chord.rows, c)
+    ok = np.zeros(K, dtype=bool)
+    point, base, slope, f_base = cand.copy(), th, g, f0
+    nll, grad, g1 = np.empty(K), np.empty((K, P)), np.empty((K, P))
+    last = np.full(K, np.inf)
+    pending = np.arange(K)
+    for attempt in range(CHORD_STEPS + 1):
+        q = pending
+        at = point[q]
+        check = model.evaluate(at, r[q], m[q], a[q], hessian=False)
+        free = ~(fx[q] | ((at <= lo[q]) & (check.grad > 0)) | ((at >= hi[q]) & (check.grad < 0)))
+        gq = np.where(free, check.grad, 0.0)
+        nll[q], grad[q], g1[q] = check.nll, check.grad, gq
+        good = _sufficient(check.nll, f_base[q], at - base[q], slope[q])
+        good &= (free == chord.free[place[q]]).all(axis=1) & np.isfinite(gq).all(axis=1)
+        step = np.zeros((q.size, P))
+        dec = np.full(q.size, np.inf)
+        step[good], dec[good] = chord.step(place[q[good]], gq[good])
+        ok[q] = good & (dec < options.tolerance)
+        more = good & ~ok[q] & (dec < CHORD_STEP_BELOW) & (dec < 0.1 * last[q])
+        if attempt == CHORD_STEPS or not more.any():
+            break
+        pending = q[more]
+        last[pending] = dec[more]
+        base, slope, f_base = point.copy(), g1.copy(), nll.copy()
+        point[pending] = np.clip(at[more] + step[more], lo[pending], hi[pending])
+    return ok, point, nll, grad, g1
+
+
+@dataclass
+class _Chord:
+    """Of the rows of a Newton iteration whose decrement is small (rows, indices into its
+    active rows): the Cholesky factors of their Jacobi-scaled free Hessians (K, P, P),
+    scales and free parameters (K, P), kept to measure the decrement at their next points."""
+
+    rows: np.ndarray
+    factor: np.ndarray
+    scale: np.ndarray
+    free: np.ndarray
+
+    def step(self, place: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The Newton step -H^-1 g with the kept Hessians of the rows at positions place (of
+        self.rows), at gradients g (K, P) (zero off the free parameters), and its decrement
+        g^T H^-1 g / 2 (K,)."""
+        scale = self.scale[place]
+        gs = g * scale
+        step = np.zeros_like(g)
+        out = np.full(g.shape[0], np.inf)
+        for k, j in enumerate(place):
+            x, info = lapack.dpotrs(self.factor[j].T, gs[k], lower=1)
+            if info == 0:
+                step[k] = -x * scale[k]
+                out[k] = 0.5 * (x * gs[k]).sum()
+        return np.where(self.free[place], step, 0.0), out
+
+
+def _newton_step(
+    hess: np.ndarray,
+    fisher: np.ndarray | None,
+    g: np.ndarray,
+    free: np.ndarray,
+    chord_below: float = 0.0,
+):
     """Newton step restricted to free parameters, with a positive-definite stand-in for the
     Hessian where it is not positive definite.
 
@@ -285,16 +415,16 @@ def _newton_step(hess: np.ndarray, fisher: np.ndarray | None, g: np.ndarray, fre
     different parameter scales (a Poisson constraint with tau ~ 1e11 beside a signal
     strength of order one) do not make a positive-definite matrix look singular.
     """
-    step, decrement, ok = _scaled_newton(hess, g, free)
+    step, decrement, ok, chord = _scaled_newton(hess, g, free, chord_below)
     if fisher is not None and not ok.all():
         bad = np.flatnonzero(~ok)
-        s2, d2, ok2 = _scaled_newton(fisher[bad], g[bad], free[bad])
+        s2, d2, ok2, _ = _scaled_newton(fisher[bad], g[bad], free[bad])
         fixed_up = bad[ok2]
         step[fixed_up], decrement[fixed_up], ok[fixed_up] = s2[ok2], d2[ok2], True
     if not ok.all():
         bad = np.flatnonzero(~ok)
         step[bad], decrement[bad] = _floored_newton(hess[bad], g[bad], free[bad])
-    return step, decrement
+    return step, decrement, chord
 
 
 def _scaled(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
@@ -316,21 +446,33 @@ def _scaled(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
     return hs, g * scale, scale
 
 
-def _scaled_newton(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
+def _scaled_newton(hess: np.ndarray, g: np.ndarray, free: np.ndarray, chord_below: float = 0.0):
     """-H^-1 g and its decrement g^T H^-1 g / 2 for the rows whose H is positive definite
     (ok); the other rows' entries are left at zero. In blocks of rows whose Hessians take
     about BLOCK_BYTES, so that scaling and factorising a block happen in the cache (whole
-    batches of 120 x 120 Hessians made each pass stream tens of MB from memory)."""
+    batches of 120 x 120 Hessians made each pass stream tens of MB from memory). The
+    factors of the rows whose decrement is below chord_below are kept (a _Chord)."""
     R, P = g.shape
     step = np.zeros((R, P))
     decrement = np.zeros(R)
     ok = np.zeros(R, dtype=bool)
+    kept = []
     for t in _row_blocks(R, max(1, BLOCK_BYTES // (8 * P * P))):
         hs, gs, scale = _scaled(hess[t], g[t], free[t])
         s, ok[t] = _cholesky_solve(hs, -gs)
         step[t] = np.where(free[t] & ok[t, None], s * scale, 0.0)
         decrement[t] = np.where(ok[t], -0.5 * (s * gs).sum(axis=1), 0.0)
-    return step, decrement, ok
+        near = np.flatnonzero(ok[t] & (decrement[t] < chord_below))
+        if near.size:
+            kept.append((near + t.start, hs[near], scale[near]))
+    rows = np.concatenate([k[0] for k in kept]) if kept else np.zeros(0, dtype=int)
+    chord = _Chord(
+        rows,
+        np.concatenate([k[1] for k in kept]) if kept else np.zeros((0, P, P)),
+        np.concatenate([k[2] for k in kept]) if kept else np.zeros((0, P)),
+        free[rows],
+    )
+    return step, decrement, ok, chord
 
 
 def _row_blocks(count: int, size: int) -> list[slice]:
@@ -342,7 +484,7 @@ def solve_free(hess: np.ndarray, rhs: np.ndarray, free: np.ndarray):
     """H_ff^-1 rhs_f for each row over its free parameters (0 on the others), by the Newton
     step's Jacobi-scaled Cholesky factorisation in blocks; ok (R,) is False, and the row 0,
     where H_ff is not positive definite."""
-    x, _, ok = _scaled_newton(hess, -rhs, free)
+    x, _, ok, _ = _scaled_newton(hess, -rhs, free)
     return x, ok
 
 
