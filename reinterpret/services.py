@@ -93,9 +93,16 @@ def patch_points(
     ]
 
 
-def bytes_per_point(npars: int, nsb: int, nbins: int) -> int:
-    """Rough peak memory of one row of a batched evaluation, in bytes (measured shapes)."""
-    return 8 * (16 * npars * nsb + 6 * npars * npars + 4 * nsb + 4 * nbins) * 5
+def bytes_per_point(npars: int, nsb: int, upper_limit: bool) -> int:
+    """Peak memory a batch needs per point, in bytes, for a model of npars parameters and
+    nsb sample-bins. The fits and evaluations work in blocks of bounded size (optimize,
+    ModelBatch.tile_rows); what grows with the points is the compiled model (modifier data
+    per sample-bin) and the Hessians kept per fit: two for CLs, a dozen in the limit search's
+    rounds. Measured (growth of VmHWM over one whole patchset in one batch, 2026-11-26):
+    sbottom / staus / 1lbb 0.30 / 0.81 / 2.3 MB per point for CLs, 0.72 / 2.2 / 3.6 MB with
+    the limits; the model below lies 1.3-2.3x above each."""
+    per_hessian = 24 if upper_limit else 6
+    return 8 * (per_hessian * npars * npars + 18 * npars * nsb)
 
 
 def evaluate(
@@ -138,7 +145,7 @@ def _chunk_size(points: Sequence[Point], settings: Settings) -> int:
     for point in points:
         probe = compile_points([point.workspace], settings.measurement, settings.codes).model
         if probe is not None:
-            per_point = bytes_per_point(probe.npars * 2, probe.nsb * 2, probe.nbins)
+            per_point = bytes_per_point(probe.npars, probe.nsb, settings.upper_limit)
             return max(1, min(len(points), settings.memory_budget_mb * 2**20 // per_point))
     return len(points)  # none builds: each gets its error, no fit runs
 

@@ -47,11 +47,13 @@ def test_a_scan_is_planned_in_request_order_in_chunks_the_memory_budget_allows(
     # A budget that holds fewer points than REINTERPRET_SCAN_CHUNK makes the chunks smaller.
     summary = likelihood.summary
     per_point = execution.services.bytes_per_point(
-        2 * summary["parameters"], 2 * summary["samples"] * summary["bins"], summary["bins"]
+        2 * summary["parameters"], summary["samples"] * summary["bins"], upper_limit=True
     )
     settings.REINTERPRET_SCAN_CHUNK = 10**6
     settings.REINTERPRET_MEMORY_BUDGET_MB = 16
     assert execution.chunk_size(likelihood) == 16 * 2**20 // per_point
+    # CLs alone keeps fewer Hessians per point: more points fit the same budget.
+    assert execution.chunk_size(likelihood, upper_limit=False) > execution.chunk_size(likelihood)
 
 
 def test_a_chunk_delivered_twice_stores_each_point_once(likelihood):

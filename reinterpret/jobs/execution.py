@@ -61,22 +61,23 @@ def scan_names(job: Job) -> list[str]:
     return list(contours.select_points(patches, job.likelihood.labels, job.params))
 
 
-def chunk_size(likelihood) -> int:
+def chunk_size(likelihood, upper_limit: bool = True) -> int:
     """Points per chunk: REINTERPRET_SCAN_CHUNK, fewer when the memory model says a batch of
     that many would exceed the memory budget (sized from the stored summary, without reading
-    the workspace: samples x bins bounds the sample-bin count from above)."""
+    the workspace: samples x bins bounds the sample-bin count from above; the signal samples
+    a patch adds, twice the parameters)."""
     summary = likelihood.summary or {}
     npars = int(summary.get("parameters") or 0)
     nbins = int(summary.get("bins") or 0)
     nsb = int(summary.get("samples") or 0) * nbins
-    per_point = services.bytes_per_point(2 * npars, 2 * nsb, nbins)
+    per_point = services.bytes_per_point(2 * npars, nsb, upper_limit)
     by_memory = settings.REINTERPRET_MEMORY_BUDGET_MB * 2**20 // max(per_point, 1)
     return max(1, min(settings.REINTERPRET_SCAN_CHUNK, by_memory))
 
 
 def plan_scan(job: Job) -> ScanPlan:
     names = scan_names(job)
-    size = chunk_size(job.likelihood)
+    size = chunk_size(job.likelihood, job.params.get("upper_limit", False))
     return ScanPlan(names, [names[i : i + size] for i in range(0, len(names), size)])
 
 
