@@ -395,30 +395,35 @@ class ModelBatch:
         cols = slice(start, start + nominal.size)
         self.nominal[b, cols] = nominal
         mods = sample.modifiers
-        keys = [(mname, mtype) for mname, mtype, _ in mods]
-        if len(set(keys)) != len(keys):
+        if len({(mname, mtype) for mname, mtype, _ in mods}) != len(mods):
+            keys = [(mname, mtype) for mname, mtype, _ in mods]
             mname, mtype = next(key for i, key in enumerate(keys) if key in keys[:i])
             raise ModelError(
                 f"modifier {mname!r} ({mtype}) appears twice on sample {sample.name!r}"
             )
-        scalar = [lin_pos[slices[m].start] for m, t, _ in mods if t in ("normfactor", "lumi")]
+        # One pass over the modifiers, sorted by kind.
+        scalar, per_bin, normsys, histosys = [], [], [], []
+        for m, t, d in mods:
+            if t == "histosys":
+                histosys.append((hs_pos[slices[m].start], d))
+            elif t == "normsys":
+                normsys.append((ns_pos[slices[m].start], d))
+            elif t in ("normfactor", "lumi"):
+                scalar.append(lin_pos[slices[m].start])
+            elif t in ("shapefactor", "staterror", "shapesys"):  # a parameter per bin
+                sl = slices[m]
+                per_bin.extend(
+                    (lin_pos[sl.start + i], start + i) for i in range(sl.stop - sl.start)
+                )
         if scalar:
             self.lin_on[b, scalar, cols] = 1.0
-        per_bin = [
-            (lin_pos[slices[m].start + i], start + i)
-            for m, t, _ in mods
-            if t in ("shapefactor", "staterror", "shapesys")
-            for i in range(slices[m].stop - slices[m].start)
-        ]
         if per_bin:
             slot, col = zip(*per_bin, strict=True)
             self.lin_on[b, list(slot), list(col)] = 1.0
-        normsys = [(ns_pos[slices[m].start], d) for m, t, d in mods if t == "normsys"]
         if normsys:
             slot = [i for i, _ in normsys]
             self.ns_hi[b, slot, cols] = np.array([float(d["hi"]) for _, d in normsys])[:, None]
             self.ns_lo[b, slot, cols] = np.array([float(d["lo"]) for _, d in normsys])[:, None]
-        histosys = [(hs_pos[slices[m].start], d) for m, t, d in mods if t == "histosys"]
         if histosys:
             slot = [i for i, _ in histosys]
             try:
