@@ -93,6 +93,11 @@ def patch_points(
     ]
 
 
+# With a progress callback, results come in about this many steps of at least this many points.
+PROGRESS_STEPS = 20
+PROGRESS_MIN_CHUNK = 16
+
+
 def bytes_per_point(npars: int, nsb: int, upper_limit: bool) -> int:
     """Peak memory a batch needs per point, in bytes, for a model of npars parameters and
     nsb sample-bins. The fits and evaluations work in blocks of bounded size (optimize,
@@ -123,6 +128,10 @@ def evaluate(
     except FitterError as exc:
         raise ReinterpretError(str(exc)) from exc
     chunk = _chunk_size(points, settings) if len(points) > 1 else 1
+    if progress is not None:
+        # Someone watches: about PROGRESS_STEPS updates, however many points a batch could
+        # hold (smaller batches cost a few percent).
+        chunk = min(chunk, max(PROGRESS_MIN_CHUNK, -(-len(points) // PROGRESS_STEPS)))
     out: list[dict] = []
     done = 0
     for start in range(0, len(points), chunk):
