@@ -6,6 +6,7 @@ import pytest
 
 from hepstore import examples
 from reinterpret import services
+from reinterpret.fitter import compile_points
 
 
 @pytest.fixture(scope="module")
@@ -16,13 +17,16 @@ def points():
 
 def test_the_memory_budget_sets_the_batch_size(points):
     settings = services.Settings()
-    probe = services.compile_points([points[0].workspace]).model
+    probe = compile_points([points[0].workspace]).model
+    # Counted without compiling, the model's size is the compiled one's.
+    assert services.model_size(points[0].workspace) == (probe.npars, probe.nsb)
     per_point = services.bytes_per_point(probe.npars, probe.nsb, upper_limit=False)
     assert services._chunk_size(points, settings) == min(
         len(points), settings.memory_budget_mb * 2**20 // per_point
     )
     # The limit search keeps more Hessians per point: fewer points per batch.
     assert services.bytes_per_point(126, 131, True) > services.bytes_per_point(126, 131, False)
+    assert services.model_size({"channels": 3}) is None
     # The model is of the measured size: 0.3-3.6 MB per point for the shared analyses.
     assert 1.5 * 2**20 < services.bytes_per_point(126, 131, False) < 6 * 2**20
 
