@@ -229,6 +229,9 @@ def _read_sample(sample: dict, cname: str, offset: int, nbins: int, check_data: 
         )
     mods = []
     grouped: dict[str, list[tuple[str, dict]]] = {}
+    # What a parameter spec reads of a modifier: its data only for staterror and shapesys
+    # (their constraints), else the number of bins; so the others share one record.
+    shared = {"channel": cname, "nbins": nbins, "nominal": nominal, "data": None}
     for m, mod in enumerate(sample.get("modifiers", [])):
         mtype, mname, data = mod["type"], mod["name"], mod.get("data")
         # Unchecked, only the numerous normsys and histosys are skipped: the model refuses
@@ -238,7 +241,10 @@ def _read_sample(sample: dict, cname: str, offset: int, nbins: int, check_data: 
         ):
             _explain_modifier(mtype, mname, data, nbins, sample["name"], cname, f"/modifiers/{m}")
         mods.append((mname, mtype, data))
-        info = {"channel": cname, "nbins": nbins, "nominal": nominal, "data": data}
+        if mtype in ("staterror", "shapesys"):
+            info = {"channel": cname, "nbins": nbins, "nominal": nominal, "data": data}
+        else:
+            info = shared
         grouped.setdefault(mname, []).append((mtype, info))
     keys = [(mname, mtype) for mname, mtype, _ in mods] if check_data else []
     if len(set(keys)) != len(keys):  # unchecked, the model refuses it (without the place)
