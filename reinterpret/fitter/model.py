@@ -395,12 +395,6 @@ class ModelBatch:
         cols = slice(start, start + nominal.size)
         self.nominal[b, cols] = nominal
         mods = sample.modifiers
-        if len({(mname, mtype) for mname, mtype, _ in mods}) != len(mods):
-            keys = [(mname, mtype) for mname, mtype, _ in mods]
-            mname, mtype = next(key for i, key in enumerate(keys) if key in keys[:i])
-            raise ModelError(
-                f"modifier {mname!r} ({mtype}) appears twice on sample {sample.name!r}"
-            )
         # One pass over the modifiers, sorted by kind.
         scalar, per_bin, normsys, histosys = [], [], [], []
         for m, t, d in mods:
@@ -415,17 +409,27 @@ class ModelBatch:
                 per_bin.extend(
                     (lin_pos[sl.start + i], start + i) for i in range(sl.stop - sl.start)
                 )
+        ns_slot = [i for i, _ in normsys]
+        hs_slot = [i for i, _ in histosys]
+        # A modifier twice on the sample puts its slot twice in its kind's list.
+        if any(len(set(x)) != len(x) for x in (scalar, per_bin, ns_slot, hs_slot)):
+            keys = [(mname, mtype) for mname, mtype, _ in mods]
+            for i, (mname, mtype) in enumerate(keys):
+                if (mname, mtype) in keys[:i]:
+                    raise ModelError(
+                        f"modifier {mname!r} ({mtype}) appears twice on sample {sample.name!r}"
+                    )
         if scalar:
             self.lin_on[b, scalar, cols] = 1.0
         if per_bin:
             slot, col = zip(*per_bin, strict=True)
             self.lin_on[b, list(slot), list(col)] = 1.0
         if normsys:
-            slot = [i for i, _ in normsys]
+            slot = ns_slot
             self.ns_hi[b, slot, cols] = np.array([float(d["hi"]) for _, d in normsys])[:, None]
             self.ns_lo[b, slot, cols] = np.array([float(d["lo"]) for _, d in normsys])[:, None]
         if histosys:
-            slot = [i for i, _ in histosys]
+            slot = hs_slot
             try:
                 up = np.array([d["hi_data"] for _, d in histosys], dtype=float)
                 down = np.array([d["lo_data"] for _, d in histosys], dtype=float)
