@@ -134,12 +134,11 @@ def minimize(
 
     init (R, P) is clipped into the bounds; parameters with fixed (R, P) stay at their init.
     With settle_kinks, see _settle_kinks. With keep_hessian, the Hessian at each result is
-    kept (written into hessian_out (R, P, P) when given); with near_hessian (or where it is
-    True, given per row), for rows that
-    converged on a chord check (CHORD_DECREMENT), the Hessian at the last Newton point before
-    the result instead (for predictors such as profile paths; one Newton step away). Many
-    rows are fitted in blocks (FIT_BLOCK_BYTES), their Hessians written into one array, not
-    concatenated afterwards.
+    kept (written into hessian_out (R, P, P) when given). Where near_hessian is True (for
+    all rows, or per row), a row that converged on a chord check (CHORD_DECREMENT) keeps the
+    Hessian of its last Newton point instead, one step before the result: enough for a
+    predictor such as a profile path, and no new evaluation. Many rows are fitted in blocks
+    (FIT_BLOCK_BYTES), their Hessians written into one array, not concatenated afterwards.
     """
     options = options or FitOptions()
     rows = np.asarray(rows, dtype=int)
