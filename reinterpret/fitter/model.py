@@ -425,22 +425,22 @@ class ModelBatch:
             slot, col = zip(*per_bin, strict=True)
             self.lin_on[b, list(slot), list(col)] = 1.0
         if normsys:
-            slot = ns_slot
-            self.ns_hi[b, slot, cols] = np.array([float(d["hi"]) for _, d in normsys])[:, None]
-            self.ns_lo[b, slot, cols] = np.array([float(d["lo"]) for _, d in normsys])[:, None]
+            hi = np.array([float(d["hi"]) for _, d in normsys])
+            lo = np.array([float(d["lo"]) for _, d in normsys])
+            self.ns_hi[b, ns_slot, cols] = hi[:, None]
+            self.ns_lo[b, ns_slot, cols] = lo[:, None]
         if histosys:
-            slot = hs_slot
             try:
                 up = np.array([d["hi_data"] for _, d in histosys], dtype=float)
                 down = np.array([d["lo_data"] for _, d in histosys], dtype=float)
-                up.shape = down.shape = (len(slot), nominal.size)
+                up.shape = down.shape = (len(hs_slot), nominal.size)
             except ValueError:
                 raise ModelError(
                     f"a histosys of sample {sample.name!r} in channel {sample.channel!r} does "
                     f"not have {nominal.size} bins"
                 ) from None
-            self.hs_up[b, slot, cols] = up - nominal
-            self.hs_down[b, slot, cols] = nominal - down
+            self.hs_up[b, hs_slot, cols] = up - nominal
+            self.hs_down[b, hs_slot, cols] = nominal - down
 
     # ------------------------------------------------------------- likelihood
     def expected(self, theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

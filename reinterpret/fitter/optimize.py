@@ -182,10 +182,7 @@ def minimize(
             break
         th = theta[active]
         lo, hi, fx = lower[active], upper[active], fixed[active]
-        # Bound constraints that are active: at a bound with the gradient pushing outward.
-        at_lo = (th <= lo) & (ev.grad > 0)
-        at_hi = (th >= hi) & (ev.grad < 0)
-        free = ~(fx | at_lo | at_hi)
+        free = _free(th, ev.grad, lo, hi, fx)
         g = np.where(free, ev.grad, 0.0)
         step, decrement, chord = _newton_step(ev.hess, ev.fisher, g, free, CHORD_DECREMENT)
         bad = ~np.isfinite(ev.nll) | ~np.isfinite(decrement)
@@ -321,6 +318,12 @@ def _settle_kinks(model, rows, main, aux, fixed, options, outcome: FitOutcome) -
         outcome.messages[i] = "converged (on a kink)"
 
 
+def _free(theta, grad, lower, upper, fixed) -> np.ndarray:
+    """The parameters a Newton step moves: not fixed, and not at a bound with the gradient
+    pushing outward (an active bound constraint)."""
+    return ~(fixed | ((theta <= lower) & (grad > 0)) | ((theta >= upper) & (grad < 0)))
+
+
 def _sufficient(f: np.ndarray, f0: np.ndarray, delta: np.ndarray, grad: np.ndarray):
     """Armijo test, with a relative slack at the precision of the likelihood itself."""
     predicted = (delta * grad).sum(axis=1)
@@ -351,7 +354,7 @@ def _chord_check(model, rows, main, aux, fixed, which, cand, th, g, f0, chord, c
         q = pending
         at = point[q]
         check = model.evaluate(at, r[q], m[q], a[q], hessian=False)
-        free = ~(fx[q] | ((at <= lo[q]) & (check.grad > 0)) | ((at >= hi[q]) & (check.grad < 0)))
+        free = _free(at, check.grad, lo[q], hi[q], fx[q])
         gq = np.where(free, check.grad, 0.0)
         nll[q], grad[q], g1[q] = check.nll, check.grad, gq
         good = _sufficient(check.nll, f_base[q], at - base[q], slope[q])
