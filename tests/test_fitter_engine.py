@@ -60,6 +60,23 @@ def test_indefinite_rows_fall_back_on_the_hessian_without_the_yields_curvature()
     assert np.all(step[:, -1] == 0.0)
 
 
+def test_a_crawling_step_where_the_curvature_is_negative_follows_it_downhill():
+    """At a saddle (H = diag(4, -1), gradient almost zero) the positive stand-in's step
+    predicts next to no decrease; with a crawl threshold the step goes one scaled unit along
+    the negative curvature (downhill: against the gradient's component), and the decrement
+    counts the decrease that direction promises, so the fit does not stop there."""
+    h = np.array([[[4.0, 0.0], [0.0, -1.0]]])
+    fisher = np.array([[[4.0, 0.0], [0.0, 1.0]]])
+    g = np.array([[1e-7, 2e-6]])
+    free = np.ones(g.shape, dtype=bool)
+    step, decrement, _ = optimize._newton_step(h, fisher, g, free)
+    assert decrement[0] < 1e-9  # looks converged
+    step, decrement, _ = optimize._newton_step(h, fisher, g, free, crawl=1e-2)
+    assert step[0, 1] == pytest.approx(-1.0, abs=1e-5)  # scale 1/sqrt(|-1|), against g
+    assert abs(step[0, 0]) < 1e-6
+    assert decrement[0] == pytest.approx(0.5, abs=1e-5)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt only")
 def test_allocator_thresholds_are_set_on_linux():
     assert memory.keep_freed_memory() is True

@@ -190,3 +190,33 @@ def test_a_fit_already_at_the_global_minimum_is_kept_by_the_mirrored_starts():
     )
     assert again.nll[0] == fits.background.nll[0]
     assert again.spread[0] == fits.background.spread[0]
+
+
+def test_a_fit_started_on_the_ridge_between_the_two_basins_descends_into_one():
+    """np_fold alone free, started where -log L along it peaks between its two basins: the
+    gradient vanishes there, so a Newton fit sees a zero decrement and stops on the ridge (a
+    maximum). A fit from a mirrored start (escape=True, as starts.try_flips runs them) steps
+    along the negative curvature and ends in the lower basin."""
+    from scipy.optimize import brentq
+
+    model = compile_models([fold_workspace()])
+    fold = model.labels[0].index("np_fold")
+    zero = infer.run_fits(model, InferenceOptions()).background
+    rows = np.arange(1)
+    fixed = np.ones_like(model.fixed)
+    fixed[0, fold] = False
+    start = zero.theta.copy()
+
+    def slope(alpha: float) -> float:
+        start[0, fold] = alpha
+        return float(model.evaluate(start, rows, model.observed, model.aux).grad[0, fold])
+
+    start[0, fold] = brentq(slope, -0.25, 0.25, xtol=1e-14)
+    top = model.evaluate(start, rows, model.observed, model.aux)
+    assert top.hess[0, fold, fold] < -100.0  # a maximum along np_fold
+    stuck = minimize(model, rows, model.observed, model.aux, start, fixed)
+    assert stuck.iterations[0] == 0 and stuck.nll[0] == pytest.approx(top.nll[0])
+    out = minimize(model, rows, model.observed, model.aux, start, fixed, escape=True)
+    assert out.converged[0]
+    assert out.nll[0] == pytest.approx(zero.nll[0], abs=1e-8)
+    assert out.theta[0, fold] == pytest.approx(zero.theta[0, fold], abs=1e-5)

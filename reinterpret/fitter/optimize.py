@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import lapack
+from scipy.linalg import eigh, lapack
 
 from reinterpret.fitter.model import ModelBatch
 
@@ -34,6 +34,12 @@ CHORD_DECREMENT = 1e-4
 # measured so is below CHORD_STEP_BELOW but not yet below the tolerance.
 CHORD_STEPS = 2
 CHORD_STEP_BELOW = 1e-6
+# An eigenvalue of the Jacobi-scaled free Hessian (unit diagonal) below minus this is a
+# negative curvature the Newton step follows (see _newton_step).
+NEGATIVE_CURVATURE = 1e-6
+# ... where the step of the positive stand-in predicts less decrease than this (in fits
+# with minimize(..., escape=True)).
+CRAWL = 1e-2
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ def minimize(
     settle_kinks: bool = True,
     hessian_out: np.ndarray | None = None,
     near_hessian: bool | np.ndarray = False,
+    escape: bool = False,
 ) -> FitOutcome:
     """Minimise -log L for each row; rows index models of the batch (R,).
 
@@ -137,7 +144,10 @@ def minimize(
     kept (written into hessian_out (R, P, P) when given). Where near_hessian is True (for
     all rows, or per row), a row that converged on a chord check (CHORD_DECREMENT) keeps the
     Hessian of its last Newton point instead, one step before the result: enough for a
-    predictor such as a profile path, and no new evaluation. Many rows are fitted in blocks
+    predictor such as a profile path, and no new evaluation. With escape, a row that crawls
+    where the Hessian has negative curvature steps along it (_newton_step): for fits from
+    starts whose only purpose is to find a lower minimum elsewhere (starts.try_flips); the
+    other fits keep to the valley they start in. Many rows are fitted in blocks
     (FIT_BLOCK_BYTES), their Hessians written into one array, not concatenated afterwards.
     """
     options = options or FitOptions()
@@ -154,7 +164,7 @@ def minimize(
             out = None if hessians is None else hessians[t]
             part = minimize(
                 model, rows[t], main[t], aux[t], init[t], fixed[t], options, keep_hessian,
-                settle_kinks, out, near_hessian[t],
+                settle_kinks, out, near_hessian[t], escape,
             )  # fmt: skip
             part.hessian = None  # a view of hessians
             parts.append(part)
@@ -184,7 +194,9 @@ def minimize(
         lo, hi, fx = lower[active], upper[active], fixed[active]
         free = _free(th, ev.grad, lo, hi, fx)
         g = np.where(free, ev.grad, 0.0)
-        step, decrement, chord = _newton_step(ev.hess, ev.fisher, g, free, CHORD_DECREMENT)
+        step, decrement, chord = _newton_step(
+            ev.hess, ev.fisher, g, free, CHORD_DECREMENT, CRAWL if escape else 0.0
+        )
         bad = ~np.isfinite(ev.nll) | ~np.isfinite(decrement)
         # A kink (code0 interpolation at alpha = 0) can leave a Newton decrement that never
         # vanishes while no step lowers -log L any more: that point is taken as the minimum.
@@ -406,6 +418,7 @@ def _newton_step(
     g: np.ndarray,
     free: np.ndarray,
     chord_below: float = 0.0,
+    crawl: float = 0.0,
 ):
     """Newton step restricted to free parameters, with a positive-definite stand-in for the
     Hessian where it is not positive definite.
@@ -416,17 +429,58 @@ def _newton_step(
     with |eigenvalues| floored. Rows and columns are Jacobi-scaled first so that wildly
     different parameter scales (a Poisson constraint with tau ~ 1e11 beside a signal
     strength of order one) do not make a positive-definite matrix look singular.
+
+    Where the Hessian has a clearly negative curvature the point is no minimum (a saddle or
+    the ridge between two basins), and the stand-in's step alone can crawl there for dozens
+    of iterations with a decrement that looks nearly converged. Rows whose stand-in step
+    predicts less decrease than `crawl` get a unit step (in the scaled parameters) along the
+    most negative curvature direction added, downhill, its predicted decrease counted in the
+    decrement.
     """
     step, decrement, ok, chord = _scaled_newton(hess, g, free, chord_below)
-    if fisher is not None and not ok.all():
-        bad = np.flatnonzero(~ok)
+    if ok.all():
+        return step, decrement, chord
+    indefinite = np.flatnonzero(~ok)
+    if fisher is not None:
+        bad = indefinite
         s2, d2, ok2, _ = _scaled_newton(fisher[bad], g[bad], free[bad])
         fixed_up = bad[ok2]
         step[fixed_up], decrement[fixed_up], ok[fixed_up] = s2[ok2], d2[ok2], True
     if not ok.all():
         bad = np.flatnonzero(~ok)
         step[bad], decrement[bad] = _floored_newton(hess[bad], g[bad], free[bad])
+    slow = indefinite[decrement[indefinite] < crawl]
+    extra, gain = _negative_curvature(hess[slow], g[slow], free[slow])
+    step[slow] += extra
+    decrement[slow] += gain
     return step, decrement, chord
+
+
+def _negative_curvature(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
+    """Per row: a step of unit length (in the Jacobi-scaled parameters) along the
+    eigenvector of the most negative eigenvalue of the scaled free Hessian, signed downhill,
+    and the decrease the quadratic model predicts for it; zero where that eigenvalue is
+    above -NEGATIVE_CURVATURE."""
+    R, P = g.shape
+    step = np.zeros((R, P))
+    gain = np.zeros(R)
+    if R == 0:
+        return step, gain
+    hs, gs, scale = _scaled(hess, g, free)
+    for r in range(R):
+        try:
+            w, v = eigh(hs[r], subset_by_index=(0, 0), overwrite_a=True, check_finite=False)
+        except (np.linalg.LinAlgError, ValueError):
+            continue
+        if not w[0] < -NEGATIVE_CURVATURE:
+            continue
+        v = v[:, 0]
+        slope = float(gs[r] @ v)
+        if slope > 0.0:
+            v, slope = -v, -slope
+        step[r] = np.where(free[r], v * scale[r], 0.0)
+        gain[r] = -slope - 0.5 * w[0]
+    return step, gain
 
 
 def _scaled(hess: np.ndarray, g: np.ndarray, free: np.ndarray):

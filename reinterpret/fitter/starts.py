@@ -159,8 +159,9 @@ def try_flips(
         return outcome
     keep_hessian = outcome.hessian is not None
     again = minimize(
-        model, rows[owner], main[owner], aux[owner], start, fixed[owner], options, keep_hessian
-    )
+        model, rows[owner], main[owner], aux[owner], start, fixed[owner], options, keep_hessian,
+        escape=True,
+    )  # fmt: skip
     first = outcome.nll + outcome.spread
     best = outcome.nll.copy()
     for k, r in enumerate(owner):
