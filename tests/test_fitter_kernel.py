@@ -36,8 +36,12 @@ def test_compiled_and_numpy_kernels_agree(monkeypatch, seed, codes):
     main = np.repeat(model.observed, theta.shape[0], axis=0)
     aux = np.repeat(model.aux, theta.shape[0], axis=0)
     out = {}
-    for name, function in (("numba", compiled.yields), ("numpy", kernel.numpy_yields)):
+    for name, function, assemble in (
+        ("numba", compiled.yields, compiled.assemble),
+        ("numpy", kernel.numpy_yields, kernel.numpy_assemble),
+    ):
         monkeypatch.setattr(kernel, "yields", function)
+        monkeypatch.setattr(kernel, "assemble", assemble)
         out[name] = (
             model.evaluate(theta, rows, main, aux),
             model.nll(theta, rows, main, aux),
@@ -56,13 +60,33 @@ def test_compiled_and_numpy_kernels_agree(monkeypatch, seed, codes):
     assert np.allclose(a.grad, b.grad, rtol=1e-9, atol=1e-8)
     assert np.allclose(a.hess, b.hess, rtol=1e-9, atol=1e-8)
     assert np.allclose(a.fisher, b.fisher, rtol=1e-9, atol=1e-8)
+    assert np.array_equal(a.hess, a.hess.transpose(0, 2, 1))
+
+
+def test_the_compiled_and_numpy_assembly_agree():
+    """assemble(): U rho^T plus its transpose off the diagonal, the given diagonal, plus
+    fisher with the constraints on its diagonal; the same numbers either way."""
+    rng = np.random.default_rng(5)
+    R, P = 3, 7
+    second = rng.normal(size=(R, P, P))
+    a = rng.normal(size=(R, P, 4))
+    fisher = a @ a.transpose(0, 2, 1)
+    diag, hess_c = rng.normal(size=(R, P)), rng.uniform(size=(R, P))
+    idx = np.arange(P)
+    want = second + second.transpose(0, 2, 1) + fisher
+    want[:, idx, idx] = diag + fisher[:, idx, idx] + hess_c
+    for assemble in (compiled.assemble, kernel.numpy_assemble):
+        hess, f = second.copy(), fisher.copy()
+        assemble(hess, f, diag, hess_c)
+        assert np.allclose(hess, want, rtol=1e-13, atol=1e-13)
+        assert np.allclose(f[:, idx, idx], fisher[:, idx, idx] + hess_c, rtol=1e-14)
 
 
 def test_the_numpy_kernel_is_chosen_when_asked(monkeypatch):
     monkeypatch.setenv("HEPSTORE_FITTER_KERNEL", "numpy")
-    assert kernel._select() == (kernel.numpy_yields, "numpy")
+    assert kernel._select() == (kernel.numpy_yields, kernel.numpy_assemble, "numpy")
     monkeypatch.delenv("HEPSTORE_FITTER_KERNEL")
-    assert kernel._select() == (compiled.yields, "numba")
+    assert kernel._select() == (compiled.yields, compiled.assemble, "numba")
 
 
 def test_the_warm_up_compiles_what_the_fits_use():
@@ -72,10 +96,10 @@ def test_the_warm_up_compiles_what_the_fits_use():
     from tests.test_fitter_random import random_workspace
 
     kernel.warm_up()
-    before = set(compiled.yields.signatures)
-    assert before
+    before = set(compiled.yields.signatures), set(compiled.assemble.signatures)
+    assert all(before)
     hypotest(compile_models([random_workspace(0)]))
-    assert set(compiled.yields.signatures) == before
+    assert (set(compiled.yields.signatures), set(compiled.assemble.signatures)) == before
 
 
 def test_a_whole_hypothesis_test_agrees_on_either_kernel(monkeypatch):
@@ -86,6 +110,7 @@ def test_a_whole_hypothesis_test_agrees_on_either_kernel(monkeypatch):
     options = InferenceOptions(upper_limit=True)
     (fast,) = hypotest(model, options)
     monkeypatch.setattr(kernel, "yields", kernel.numpy_yields)
+    monkeypatch.setattr(kernel, "assemble", kernel.numpy_assemble)
     (plain,) = hypotest(model, options)
     assert fast.converged and plain.converged
     assert plain.cls_obs == pytest.approx(fast.cls_obs, rel=1e-8)

@@ -231,3 +231,22 @@ def yields(
             for n in range(nbins):
                 acc += J[p, n] * c_bin[n]
             G[p] = acc
+
+
+@njit(cache=True, error_model="numpy")
+def assemble(hess, fisher, diag, hess_c):
+    """The Hessian of each row in place, in one pass: hess (R, P, P) holds the product
+    U rho^T on entry and, on exit, that product plus its transpose off the diagonal plus
+    fisher (R, P, P), with diag (R, P) plus fisher's diagonal on the diagonal; fisher's
+    diagonal first gets the constraints' second derivatives hess_c (R, P)."""
+    R, P = diag.shape
+    for r in range(R):
+        H = hess[r]
+        F = fisher[r]
+        for i in range(P):
+            F[i, i] += hess_c[r, i]
+            H[i, i] = diag[r, i] + F[i, i]
+            for j in range(i):
+                s = H[i, j] + H[j, i] + F[i, j]
+                H[i, j] = s
+                H[j, i] = s

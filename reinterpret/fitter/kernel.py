@@ -1,10 +1,12 @@
 """The core of the batched likelihood, yields(): for rows of parameters, the yields and, with
-derivatives, what the gradient and Hessian of -log L need (see ModelBatch._evaluate).
+derivatives, what the gradient and Hessian of -log L need (see ModelBatch._evaluate); and
+assemble(), which puts the Hessian together from those parts in one pass.
 
-Two implementations with one signature: compiled.yields (numba; visits each (parameter,
-sample-bin) pair once per row) and numpy_yields below (the same arithmetic as whole-array
-numpy operations). The compiled one is used where numba can be imported; numpy_yields is the
-fallback, and HEPSTORE_FITTER_KERNEL=numpy selects it. Both are tested to agree.
+Two implementations of each with one signature: compiled.yields and compiled.assemble
+(numba; yields visits each (parameter, sample-bin) pair once per row) and numpy_yields and
+numpy_assemble below (the same arithmetic as whole-array numpy operations). The compiled ones
+are used where numba can be imported; the numpy ones are the fallback, and
+HEPSTORE_FITTER_KERNEL=numpy selects them. Both are tested to agree.
 
 Arguments (R rows, B models, P parameters, S sample-bins, N bins; K histosys pairs, U normsys
 (parameter, sample) entries spread to the normsys pairs by ns_spread, M multiplicative pairs:
@@ -160,17 +162,27 @@ def numpy_yields(
     zero_value[:] = np.where(single, c_sb[:, hs_sb] * d1 * m_zero[:, hs_sb], 0.0)
 
 
+def numpy_assemble(hess, fisher, diag, hess_c):
+    """assemble() as numpy operations; see the compiled one (compiled.assemble)."""
+    idx = np.arange(diag.shape[1])
+    fisher[:, idx, idx] += hess_c
+    # Not in place: an in-place sum with its own transpose would copy it first.
+    total = hess + hess.transpose(0, 2, 1)
+    total[:, idx, idx] = diag
+    np.add(total, fisher, out=hess)
+
+
 def _select():
     if os.environ.get("HEPSTORE_FITTER_KERNEL", "numba") == "numpy":
-        return numpy_yields, "numpy"
+        return numpy_yields, numpy_assemble, "numpy"
     try:
         from reinterpret.fitter import compiled
     except ImportError:
-        return numpy_yields, "numpy"
-    return compiled.yields, "numba"
+        return numpy_yields, numpy_assemble, "numpy"
+    return compiled.yields, compiled.assemble, "numba"
 
 
-yields, NAME = _select()
+yields, assemble, NAME = _select()
 _warm = False
 
 
@@ -195,4 +207,5 @@ def warm_up() -> None:
             np.empty((R, P)), np.zeros((R, P, N)), np.zeros((R, P, S)), np.zeros((R, P, S)),
             np.zeros((R, P)), np.empty((R, K), dtype=i64), np.empty((R, K)),
         )  # fmt: skip
+    assemble(np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros((1, 1)))
     _warm = True

@@ -552,24 +552,21 @@ class ModelBatch:
         nu = y.nu
         with np.errstate(divide="ignore", invalid="ignore"):
             weight = np.where(main > 0, main / (nu * nu), 0.0)
-        idx = np.arange(self.npars)
         fisher = np.matmul(
             y.jac_bins * weight[:, None, :], y.jac_bins.transpose(0, 2, 1), out=out.fisher
         )
-        fisher[:, idx, idx] += hess_c
         # Second derivatives contracted with c = 1 - n/nu, off the diagonal, as U rho^T plus
         # its transpose with U = c (A' F + A m / 2): A' F rho_q = A' m_q where g_q != 0. In a
         # sample-bin with exactly one zero factor only one of m_p rho_q, m_q rho_p survives,
         # so there it counts whole; the A' m terms against the zero factor are added apart.
-        second = np.matmul(y.u, y.rho.transpose(0, 2, 1))  # this tile's scratch
+        # U rho^T goes straight into the result, which assemble() completes in place (the
+        # transpose, fisher, the diagonal) in one pass.
+        second = np.matmul(y.u, y.rho.transpose(0, 2, 1), out=out.hess)
         has_zero = y.zero_q >= 0
         if has_zero.any():
             r, k = np.nonzero(has_zero)
             np.add.at(second, (r, self.hs_par[k], y.zero_q[r, k]), y.zero_value[r, k])
-        # Into the result, not in place: an in-place sum with its own transpose would copy it.
-        hess = np.add(second, second.transpose(0, 2, 1), out=out.hess)
-        hess[:, idx, idx] = y.diag
-        hess += fisher
+        kernel.assemble(second, fisher, y.diag, hess_c)
 
     def nll(self, theta: np.ndarray, rows: np.ndarray, main: np.ndarray, aux: np.ndarray):
         """-log L only (R,), for line searches (in blocks of tile_rows rows)."""
