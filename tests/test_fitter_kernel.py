@@ -118,3 +118,19 @@ def test_a_whole_hypothesis_test_agrees_on_either_kernel(monkeypatch):
     assert fast.mu_up_obs is not None and None not in fast.mu_up_exp
     assert plain.mu_up_obs == pytest.approx(fast.mu_up_obs, rel=1e-6)
     assert plain.mu_up_exp == pytest.approx(fast.mu_up_exp, rel=1e-6)
+
+
+def test_code4_coefficients_by_column_equal_the_full_computation():
+    """Shared columns (the background's normsys) are computed once for all models; a column
+    where the models differ (a signal's own) per model: the same numbers as every entry
+    computed on its own."""
+    from reinterpret.fitter import interpolation
+    from reinterpret.fitter.model import _code4_by_column
+
+    rng = np.random.default_rng(2)
+    hi = np.repeat(rng.uniform(0.8, 1.3, size=(1, 6)), 4, axis=0)
+    lo = np.repeat(rng.uniform(0.7, 1.2, size=(1, 6)), 4, axis=0)
+    hi[:, 2] = rng.uniform(0.9, 1.5, size=4)
+    lo[1, 4] = 1.05
+    want = interpolation.code4_coefficients(hi, lo, last=True)
+    assert np.allclose(_code4_by_column(hi, lo), want, rtol=1e-14, atol=1e-15)

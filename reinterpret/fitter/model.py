@@ -351,7 +351,7 @@ class ModelBatch:
         self.ns_unique_lo = np.ascontiguousarray(self.ns_lo[:, first])
         # (B, U, 6): an entry's six code4 coefficients side by side (read for code4 only).
         self.ns_unique_coef = (
-            interpolation.code4_coefficients(self.ns_unique_hi, self.ns_unique_lo, last=True)
+            _code4_by_column(self.ns_unique_hi, self.ns_unique_lo)
             if self.codes.normsys == "code4"
             else np.zeros((1, 1, 6))
         )
@@ -661,6 +661,19 @@ class ModelBatch:
             grad[:, cols] += np.where(poisson, p_grad, 0.0)
             hess[:, cols] += np.where(poisson, p_hess, 0.0)
         return nll, grad, hess
+
+
+def _code4_by_column(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """code4 coefficients (B, U, 6) of the entries hi, lo (B, U), computed once for the
+    columns every model shares (the background's: most of them) and per model elsewhere."""
+    B, U = hi.shape
+    same = ((hi == hi[:1]) & (lo == lo[:1])).all(axis=0)
+    coef = np.empty((B, U, 6))
+    coef[:, same] = interpolation.code4_coefficients(hi[0, same], lo[0, same], last=True)
+    vary = ~same
+    if vary.any():
+        coef[:, vary] = interpolation.code4_coefficients(hi[:, vary], lo[:, vary], last=True)
+    return coef
 
 
 def _by_parameter(par: np.ndarray, npars: int) -> tuple[np.ndarray, np.ndarray]:
