@@ -9,7 +9,7 @@ import numpy as np
 from reinterpret.fitter import asymptotics, starts
 from reinterpret.fitter.errors import FitterError
 from reinterpret.fitter.model import ModelBatch
-from reinterpret.fitter.optimize import FitOptions, FitOutcome, minimize
+from reinterpret.fitter.optimize import FitOptions, FitOutcome, free_parameters, minimize
 from reinterpret.fitter.results import PointResult, limit_fields
 
 ENGINE_VERSION = "1.0.0"
@@ -84,8 +84,8 @@ def run_fits(model: ModelBatch, options: InferenceOptions) -> _Fits:
     2. From there, in one batch: the global fits (from that warm start and from the
        measurement's inits) and the other fixed-POI fits (at mu_test and at the Asimov POI,
        where these are not 0).
-    3. The two Asimov fits: the global one from the generating point, the fixed one from the
-       observed fixed-POI optimum.
+    3. The two Asimov fits: the global one is the generating point itself (checked by its
+       gradient, _generating_point), the fixed one starts from the observed fixed-POI optimum.
 
     Every fit on the data and the Asimov fixed-POI fit are then tried again from mirrored
     starts where the likelihood can fold (starts.try_flips); the lowest minimum is kept. The
@@ -142,20 +142,58 @@ def run_fits(model: ModelBatch, options: InferenceOptions) -> _Fits:
     fixed_mu, background = at[options.mu_test], at[options.asimov_mu]
     _, fx_mu = _set_poi(model, free.theta, model.fixed, options.mu_test)
     a_main, a_aux = model.expected(background.theta, rows)
-    asimov = minimize(
+    a_free = _generating_point(model, a_main, a_aux, background.theta, fopt, options.upper_limit)
+    a_fixed = minimize(
         model,
-        np.concatenate([rows, rows]),
-        np.concatenate([a_main, a_main]),
-        np.concatenate([a_aux, a_aux]),
-        np.concatenate([background.theta, fixed_mu.theta]),
-        np.concatenate([model.fixed, fx_mu]),
+        rows,
+        a_main,
+        a_aux,
+        fixed_mu.theta,
+        fx_mu,
         fopt,
         keep_hessian=options.upper_limit,  # the limits' first warm starts follow from it
         near_hessian=True,
     )
-    a_free, a_fixed = _split(asimov, model.size, 2)
     a_fixed = starts.try_flips(model, rows, a_main, a_aux, fx_mu, fopt, a_fixed)
     return _Fits(free, fixed_mu, background, a_main, a_aux, a_free, a_fixed)
+
+
+# The Asimov global fit is taken at its generating point where the projected gradient there
+# is at most this (it is zero up to rounding: every term of -log L is at its own minimum).
+GENERATING_GRADIENT = 1e-7
+
+
+def _generating_point(model, main, aux, theta, fopt, hessian: bool) -> FitOutcome:
+    """The Asimov global fits: the Asimov data are the expected data at theta, where each
+    Poisson term (counts equal to their expectation) and each constraint (auxiliary data
+    equal to their expectation) is at its own minimum, so theta is the global minimum of
+    -log L. It is checked, not assumed: one evaluation there (with the Hessian where the
+    limits need it), and a row whose projected gradient is not below GENERATING_GRADIENT
+    (a bin with no expected events, say, whose minimum lies on a bound) is fitted from
+    there instead."""
+    rows = np.arange(model.size)
+    ev = model.evaluate(theta, rows, main, aux, hessian=hessian)
+    free = free_parameters(theta, ev.grad, model.lower, model.upper, model.fixed)
+    norm = np.sqrt((np.where(free, ev.grad, 0.0) ** 2).sum(axis=1))
+    ok = np.isfinite(ev.nll) & (norm <= GENERATING_GRADIENT)
+    out = FitOutcome(
+        theta.copy(),
+        ev.nll.copy(),
+        ok.copy(),
+        np.zeros(model.size, dtype=int),
+        norm,
+        ["converged (at the generating point)"] * model.size,
+        ev.hess,
+        gradient=ev.grad,
+    )
+    redo = np.flatnonzero(~ok)
+    if redo.size:
+        again = minimize(
+            model, redo, main[redo], aux[redo], theta[redo], model.fixed[redo], fopt,
+            keep_hessian=hessian, near_hessian=True,
+        )  # fmt: skip
+        out.replace_rows(redo, again, np.arange(redo.size))
+    return out
 
 
 def _signal_free_fits(model: ModelBatch, fopt: FitOptions) -> FitOutcome:

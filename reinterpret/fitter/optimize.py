@@ -192,7 +192,7 @@ def minimize(
             break
         th = theta[active]
         lo, hi, fx = lower[active], upper[active], fixed[active]
-        free = _free(th, ev.grad, lo, hi, fx)
+        free = free_parameters(th, ev.grad, lo, hi, fx)
         g = np.where(free, ev.grad, 0.0)
         step, decrement, chord = _newton_step(
             ev.hess, ev.fisher, g, free, CHORD_DECREMENT, CRAWL if escape else 0.0
@@ -330,7 +330,7 @@ def _settle_kinks(model, rows, main, aux, fixed, options, outcome: FitOutcome) -
         outcome.messages[i] = "converged (on a kink)"
 
 
-def _free(theta, grad, lower, upper, fixed) -> np.ndarray:
+def free_parameters(theta, grad, lower, upper, fixed) -> np.ndarray:
     """The parameters a Newton step moves: not fixed, and not at a bound with the gradient
     pushing outward (an active bound constraint)."""
     return ~(fixed | ((theta <= lower) & (grad > 0)) | ((theta >= upper) & (grad < 0)))
@@ -366,7 +366,7 @@ def _chord_check(model, rows, main, aux, fixed, which, cand, th, g, f0, chord, c
         q = pending
         at = point[q]
         check = model.evaluate(at, r[q], m[q], a[q], hessian=False)
-        free = _free(at, check.grad, lo[q], hi[q], fx[q])
+        free = free_parameters(at, check.grad, lo[q], hi[q], fx[q])
         gq = np.where(free, check.grad, 0.0)
         nll[q], grad[q], g1[q] = check.nll, check.grad, gq
         good = _sufficient(check.nll, f_base[q], at - base[q], slope[q])
