@@ -176,17 +176,17 @@ def _generating_point(model, main, aux, theta, fopt, hessian: bool) -> FitOutcom
     free = free_parameters(theta, ev.grad, model.lower, model.upper, model.fixed)
     norm = np.sqrt((np.where(free, ev.grad, 0.0) ** 2).sum(axis=1))
     ok = np.isfinite(ev.nll) & (norm <= GENERATING_GRADIENT)
+    redo = np.flatnonzero(~ok)
     out = FitOutcome(
-        theta.copy(),
-        ev.nll.copy(),
-        ok.copy(),
+        theta.copy(),  # the background fit's, which stays as it is
+        ev.nll,
+        ok,
         np.zeros(model.size, dtype=int),
         norm,
         ["converged (at the generating point)"] * model.size,
         ev.hess,
         gradient=ev.grad,
     )
-    redo = np.flatnonzero(~ok)
     if redo.size:
         again = minimize(
             model, redo, main[redo], aux[redo], theta[redo], model.fixed[redo], fopt,
