@@ -1,6 +1,7 @@
 """Scans fanned out over Celery workers (real Redis, two real worker processes, a real
 database shared with them): a whole grid uses both workers and gives the database queue's
-numbers; a worker killed mid-scan loses nothing and duplicates nothing.
+numbers; a worker killed mid-scan loses nothing and duplicates nothing; a chunk lost from the
+queue is sent again once the scan has stalled and someone looks at it.
 
 Each run uses its own Redis key prefix and queue name, and its own database (a SQLite file, or
 a PostgreSQL database created and dropped here when DATABASE_URL points at PostgreSQL)."""
@@ -294,3 +295,37 @@ def test_a_worker_killed_mid_scan_loses_and_duplicates_no_point(portal):
     assert detail["progress"] == {"done": 30, "total": 30}
     assert [p["patch"] for p in detail["result"]["points"]] == chosen
     assert detail["workers"] == sorted([victim, survivor])
+
+
+def test_a_chunk_lost_from_the_queue_is_sent_again_when_the_stalled_scan_is_looked_at(portal):
+    env, db = portal["env"], portal["db"]
+    env["REINTERPRET_SCAN_CHUNK"] = "2"
+    manage(env, "examples")
+    job = submit_scan(env, 1, {})  # no worker yet: the chunks wait on the queue
+    job_id = job[0]
+    queue = f"{env['CELERY_KEY_PREFIX']}{env['CELERY_QUEUE']}"
+    client = redis_client()
+    lost = json.loads(client.lpop(queue))  # the last message sent: a chunk of two points
+    assert lost["headers"]["task"] == "reinterpret.scan_chunk"
+    start_workers(portal, "w1")
+    deadline = time.monotonic() + 300
+    while len(stored_points(db, job_id)) < 16:
+        assert time.monotonic() < deadline, stored_points(db, job_id)
+        time.sleep(0.2)
+    assert db.rows("SELECT state FROM reinterpret_job WHERE id = ?", job_id)[0][0] == "running"
+
+    # Once it has stored nothing for 20 s (visibility) + 3 sweeps of 2 s, a look at it sends
+    # the lost chunk again, and the scan completes.
+    detail = job_detail(env, job)
+    assert detail["state"] == "running" and detail["progress"]["done"] == 16
+    deadline = time.monotonic() + 300
+    while detail["state"] == "running":
+        assert time.monotonic() < deadline, detail
+        time.sleep(2)
+        detail = job_detail(env, job)
+    assert detail["state"] == "succeeded"
+    points = stored_points(db, job_id)
+    assert len(points) == len({name for name, _ in points}) == 18
+    assert detail["progress"] == {"done": 18, "total": 18}
+    log = Path(env["HEPSTORE_DATA_DIR"]) / "w1.log"
+    assert log.read_text().count("Task reinterpret.scan_chunk[") >= 2 * 9  # received, done

@@ -97,6 +97,47 @@ def test_the_celery_and_database_paths_give_the_same_table(
     assert [p["patch"] for p in db_job.result["points"]] == ["C1N2_800_200", "C1N2_300_0"]
 
 
+def test_a_stalled_celery_scan_gets_its_missing_points_sent_again_once(
+    likelihood, eager_celery, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reinterpret.jobs import celery as celery_backend
+
+    settings.REINTERPRET_SCAN_CHUNK = 4
+    job = Job.objects.create(kind=JobKind.SCAN, likelihood=likelihood, params={})
+    job = execution.start(job.pk, "w1")
+    names = execution.plan_scan(job).names
+    Job.objects.filter(pk=job.pk).update(progress_total=len(names))  # as when it was sent
+    execution.run_chunk(job, names[:4], "w1")  # the other chunks' messages were lost
+    job.refresh_from_db()
+    assert celery_backend.resend_stalled(job) == 0  # it stored a point just now
+    jobs.look_after(job)
+    assert ScanPointResult.objects.filter(job=job).count() == 4
+
+    stale = timezone.now() - timedelta(seconds=celery_backend.stall_seconds() + 1)
+    Job.objects.filter(pk=job.pk).update(heartbeat=stale)
+    jobs.look_after(job)  # eager: the missing chunks run here
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error
+    stored = ScanPointResult.objects.filter(job=job)
+    assert sorted(stored.values_list("name", flat=True)) == sorted(names)
+    assert [p["patch"] for p in job.result["points"]] == names
+
+    # Every point stored but the assembly lost: the assembly is sent again, once.
+    job = Job.objects.create(kind=JobKind.SCAN, likelihood=likelihood, params={})
+    job = execution.start(job.pk, "w1")
+    execution.run_chunk(job, names, "w1")
+    Job.objects.filter(pk=job.pk).update(heartbeat=stale, progress_total=len(names))
+    job.refresh_from_db()
+    assert celery_backend.resend_stalled(job) == 1
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED and len(job.result["points"]) == len(names)
+    assert celery_backend.resend_stalled(job) == 0  # finished: nothing more
+
+
 def test_a_cancelled_scan_stops_before_its_next_chunk(likelihood):
     from reinterpret.jobs import celery as celery_backend
 

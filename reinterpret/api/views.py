@@ -326,7 +326,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             ) from None
 
     def retrieve(self, request, *args, **kwargs):
-        return job_response(request, self.get_object(), status.HTTP_200_OK)
+        job = self.get_object()
+        jobs.look_after(job)
+        return job_response(request, job, status.HTTP_200_OK)
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])

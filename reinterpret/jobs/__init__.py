@@ -5,7 +5,7 @@
 - `celery` (when REDIS_URL is set): the job is sent to Celery workers (`celery -A hepstore
   worker`); a scan is planned here and fanned out as chunks of points over all workers.
 
-The API and pages only call `submit`, `cancel` and `workers_of`; what a job does is in
+The API and pages only call `submit`, `cancel`, `look_after` and `workers_of`; what a job does is in
 `execution`, the same for both backends.
 """
 
@@ -26,6 +26,7 @@ __all__ = [
     "Worker",
     "cancel",
     "enqueue_index",
+    "look_after",
     "start_embedded_worker",
     "submit",
     "uses_celery",
@@ -88,6 +89,22 @@ def cancel(job: Job) -> Job:
             Job.objects.filter(pk=job.pk, state=JobState.RUNNING).update(cancel_requested=True)
     job.refresh_from_db()
     return job
+
+
+def look_after(job: Job) -> None:
+    """Called when a job is looked at: on Celery, a scan stalled by a lost message has its
+    missing chunks sent again (see celery.resend_stalled); the database queue needs nothing
+    (its workers re-queue jobs whose worker stopped beating)."""
+    if not uses_celery() or job.state != JobState.RUNNING:
+        return
+    from kombu.exceptions import OperationalError
+
+    from reinterpret.jobs import celery as celery_backend
+
+    try:
+        celery_backend.resend_stalled(job)
+    except OperationalError as exc:
+        log.warning("job %s: stalled chunks not sent, the queue is unreachable: %s", job.pk, exc)
 
 
 def enqueue_index(version_pk: int) -> bool:

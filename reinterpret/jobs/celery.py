@@ -6,17 +6,27 @@ that finds all points stored sends the final `assemble` task (table in request o
 contour). Messages are acknowledged late: a chunk whose worker died is delivered again (at
 once when a pool process dies, after the visibility timeout when a whole worker does) and
 skips the points already stored. A cancelled or finished job makes its remaining chunks no-ops.
+
+Redis's transport has one gap: a worker killed between taking a message from the queue and
+recording it as unacknowledged loses that message, and its scan would wait forever. So a scan
+that has stored nothing for longer than redelivery takes (`stall_seconds`) has the chunks of
+its missing points sent again when someone looks at it (`resend_stalled`, from the job API
+that the job page polls).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
 
 from hepstore.celery import app
 from hepstore.logs import log_context
 from reinterpret.errors import ReinterpretError
 from reinterpret.jobs import execution
-from reinterpret.models import Job, JobKind, JobState
+from reinterpret.models import Job, JobKind, JobState, ScanPointResult
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,48 @@ def _send(job: Job) -> None:
     for names in plan.chunks:
         scan_chunk.delay(job.pk, names)
     log.info("job %s: %d points sent as %d chunks", job.pk, len(plan.names), len(plan.chunks))
+
+
+def stall_seconds() -> int:
+    """How long a running scan may store nothing before its missing chunks are sent again:
+    the visibility timeout and three restore sweeps (by then any chunk a dead worker held is
+    back on the queue, and has been taken again by any idle worker)."""
+    sweep = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("unacked_restore_interval", 60)
+    return settings.CELERY_VISIBILITY_TIMEOUT + 3 * sweep
+
+
+def resend_stalled(job: Job) -> int:
+    """Send again the chunks of a running scan's missing points (or its assembly, when every
+    point is stored) once it has stored nothing for stall_seconds; returns the messages sent.
+    Only one caller wins (the heartbeat is moved on in the same conditional update); a chunk
+    sent twice skips the points already stored."""
+    if job.kind != JobKind.SCAN or job.state != JobState.RUNNING:
+        return 0
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stall_seconds())
+    if not Job.objects.filter(pk=job.pk, state=JobState.RUNNING, heartbeat__lt=cutoff).update(
+        heartbeat=now
+    ):
+        return 0
+    plan = execution.plan_scan(job)
+    stored = set(ScanPointResult.objects.filter(job=job).values_list("name", flat=True))
+    missing = [n for n in plan.names if n not in stored]
+    if not missing:
+        assemble.delay(job.pk)
+        log.warning("job %s: every point stored but not assembled; assembly sent again", job.pk)
+        return 1
+    size = max(len(c) for c in plan.chunks)
+    chunks = [missing[i : i + size] for i in range(0, len(missing), size)]
+    for names in chunks:
+        scan_chunk.delay(job.pk, names)
+    log.warning(
+        "job %s: nothing stored for %d s; %d missing points sent again as %d chunks",
+        job.pk,
+        stall_seconds(),
+        len(missing),
+        len(chunks),
+    )
+    return len(chunks)
 
 
 def _fail(job: Job, exc: Exception) -> None:
