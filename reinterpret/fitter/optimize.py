@@ -38,7 +38,9 @@ CHORD_STEP_BELOW = 1e-6
 # negative curvature the Newton step follows (see _newton_step).
 NEGATIVE_CURVATURE = 1e-6
 # ... where the step of the positive stand-in predicts less decrease than this (in fits
-# with minimize(..., escape=True)).
+# with minimize(..., escape=True)); in the other fits, where it predicts less than the
+# tolerance: a point the decrement would call converged is no minimum while the Hessian has
+# negative curvature there (a saddle, or the ridge between two basins).
 CRAWL = 1e-2
 
 
@@ -147,7 +149,8 @@ def minimize(
     predictor such as a profile path, and no new evaluation. With escape, a row that crawls
     where the Hessian has negative curvature steps along it (_newton_step): for fits from
     starts whose only purpose is to find a lower minimum elsewhere (starts.try_flips); the
-    other fits keep to the valley they start in. Many rows are fitted in blocks
+    other fits keep to the valley they start in, and step along negative curvature only
+    where the decrement would otherwise call a saddle converged. Many rows are fitted in blocks
     (FIT_BLOCK_BYTES), their Hessians written into one array, not concatenated afterwards.
     """
     options = options or FitOptions()
@@ -195,7 +198,7 @@ def minimize(
         free = free_parameters(th, ev.grad, lo, hi, fx)
         g = np.where(free, ev.grad, 0.0)
         step, decrement, chord = _newton_step(
-            ev.hess, ev.fisher, g, free, CHORD_DECREMENT, CRAWL if escape else 0.0
+            ev.hess, ev.fisher, g, free, CHORD_DECREMENT, CRAWL if escape else options.tolerance
         )
         bad = ~np.isfinite(ev.nll) | ~np.isfinite(decrement)
         # A kink (code0 interpolation at alpha = 0) can leave a Newton decrement that never
