@@ -201,6 +201,28 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 5,
 }
 
+# Django's cache holds the request-rate counters (hepstore/api/throttles.py) and the fit
+# details of points: one cache for every process of the portal, so that a limit means the
+# same with four web workers as with one. With REDIS_URL it is that Redis (every host; its
+# keys under the installation's prefix), else files in the data directory (every process on
+# this host).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CELERY_KEY_PREFIX", "hepstore:") + "cache",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": env_int("HEPSTORE_CACHE_MAX_ENTRIES", 5000, minimum=10)},
+        }
+    }
+
 # Fitter/jobs limits.
 REINTERPRET_MAX_CONCURRENT_FITS = env_int("REINTERPRET_MAX_CONCURRENT_FITS", 2, minimum=1)
 REINTERPRET_MAX_QUEUED_JOBS = env_int("REINTERPRET_MAX_QUEUED_JOBS", 50, minimum=1)

@@ -136,6 +136,57 @@ def test_https_mode_trusts_the_proxy_and_redirects(tmp_path):
 
 
 @pytest.mark.django_db
+def _redis_url() -> str | None:
+    url = os.environ.get("HEPSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception:  # no Redis here: that variant is skipped
+        return None
+    return url
+
+
+@pytest.mark.parametrize("backend", ["files", "redis"])
+def test_every_process_of_the_portal_shares_one_cache(tmp_path, backend):
+    """Request-rate counters and fit details live in Django's cache: what one process puts
+    there (a web worker counting a client's requests) another one sees, with files in the
+    data directory by default and in Redis with REDIS_URL."""
+    env = {}
+    if backend == "redis":
+        url = _redis_url()
+        if url is None:
+            pytest.skip("no Redis")
+        env = {"REDIS_URL": url, "CELERY_KEY_PREFIX": f"hepstore-test-{secrets.token_hex(6)}:"}
+    key = f"probe-{secrets.token_hex(6)}"
+    put = manage(
+        tmp_path,
+        "shell",
+        "-c",
+        f"from django.core.cache import cache; cache.set({key!r}, 42, 60)",
+        **env,
+    )
+    assert put.returncode == 0, put.stderr
+    got = manage(
+        tmp_path,
+        "shell",
+        "-c",
+        f"from django.core.cache import cache; print(cache.get({key!r}))",
+        **env,
+    )
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip().splitlines()[-1] == "42"
+    if backend == "files":
+        assert list((tmp_path / "cache").iterdir())
+    else:
+        import redis
+
+        client = redis.Redis.from_url(env["REDIS_URL"])
+        stored = list(client.scan_iter(match=f"{env['CELERY_KEY_PREFIX']}cache*"))
+        assert stored
+        client.delete(*stored)
+
+
 def test_foreign_hosts_and_unknown_pages_get_plain_answers(client):
     foreign = client.get("/", HTTP_HOST="evil.example")
     assert foreign.status_code == 400

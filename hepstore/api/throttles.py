@@ -5,8 +5,8 @@ A view names its scope (throttle_scope = "validate" | "reinterpret" | "scan" |
 where the same path also lists); anonymous clients (counted by address) and authenticated
 users (counted per user) have separate rates, HEPSTORE_THROTTLE_RATES["<scope>_anon" |
 "<scope>_user"], read from the environment in settings. A refused request gets 429 with
-Retry-After (seconds). Counters live in Django's cache: per process unless a shared cache
-is configured.
+Retry-After (seconds). Counters live in Django's cache, which every process of the portal
+shares (Redis with REDIS_URL, else files in the data directory; see settings.CACHES).
 """
 
 from __future__ import annotations
