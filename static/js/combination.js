@@ -4,29 +4,7 @@
   "use strict";
   const api = "/api/v1";
 
-  function csrf() {
-    const m = document.cookie.match(/csrftoken=([^;]+)/);
-    return m ? m[1] : "";
-  }
-
-  // A job made anonymously is seen only with the secret token returned when it was made.
-  async function call(method, url, body, token) {
-    const headers = { "Content-Type": "application/json", "X-CSRFToken": csrf() };
-    if (token) headers["X-Job-Token"] = token;
-    const response = await fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const err = data.error || {};
-      const e = new Error(err.message || response.statusText);
-      e.problems = err.problems || [];
-      throw e;
-    }
-    return { status: response.status, data };
-  }
+  const { call, poll } = window.hepstoreApi;
 
   function names(text) {
     return text.split(",").map((x) => x.trim()).filter(Boolean);
@@ -148,7 +126,7 @@
       progress.value = job.progress.done;
       status.textContent = `${job.state}: ${job.progress.done}/${job.progress.total} points`;
       await new Promise((r) => setTimeout(r, 700));
-      job = { ...(await call("GET", `${api}/jobs/${job.id}`, undefined, token)).data, token };
+      job = { ...(await poll(`${api}/jobs/${job.id}`, token)).data, token };
     }
     progress.hidden = true;
     if (job.state !== "succeeded") throw new Error(`job ${job.state}: ${job.error}`);

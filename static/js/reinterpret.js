@@ -7,44 +7,7 @@
   const id = panel.dataset.likelihood;
   const api = "/api/v1";
 
-  function csrf() {
-    const m = document.cookie.match(/csrftoken=([^;]+)/);
-    return m ? m[1] : "";
-  }
-
-  // A job made anonymously is seen only with the secret token returned when it was made.
-  async function call(method, url, body, token) {
-    const headers = { "Content-Type": "application/json", "X-CSRFToken": csrf() };
-    if (token) headers["X-Job-Token"] = token;
-    const response = await fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const err = data.error || {};
-      const problems = (err.problems || []).map((p) => `${p.pointer}: ${p.message}`);
-      const e = new Error([err.message || response.statusText, ...problems].join("\n"));
-      e.status = response.status;
-      throw e;
-    }
-    return { status: response.status, data };
-  }
-
-  // Polling a job: a server that is briefly busy (5xx, 429, a dropped connection) is asked
-  // again a few times before the page gives up; a 4xx answer is final at once.
-  async function poll(url, token) {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await call("GET", url, undefined, token);
-      } catch (e) {
-        const transient = e.status === undefined || e.status >= 500 || e.status === 429;
-        if (!transient || attempt >= 10) throw e;
-        await new Promise((r) => setTimeout(r, 1000 * attempt));
-      }
-    }
-  }
+  const { call, describe, poll } = window.hepstoreApi;
 
   // A number of a result as text: "— (reason)" for null, "> 10" for a limit above the
   // upper bound of the POI.
@@ -231,7 +194,7 @@
         showScan(job);
         status.textContent = "done";
       } catch (e) {
-        status.textContent = e.message;
+        status.textContent = describe(e);
       } finally {
         scanButton.disabled = false;
       }
@@ -296,7 +259,7 @@
       out.innerHTML = "";
       const pre = document.createElement("pre");
       pre.className = "verdict invalid";
-      pre.textContent = e.message;
+      pre.textContent = describe(e);
       out.appendChild(pre);
     }
   });
