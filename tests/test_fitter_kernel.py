@@ -82,11 +82,43 @@ def test_the_compiled_and_numpy_assembly_agree():
         assert np.allclose(f[:, idx, idx], fisher[:, idx, idx] + hess_c, rtol=1e-14)
 
 
+def test_the_compiled_and_numpy_scalings_agree_bit_for_bit():
+    """The Jacobi scaling of the free blocks: the same numbers from both, also with fixed
+    parameters, zero diagonals and non-finite entries (cleared to 0, a zero diagonal then
+    becoming 1, in every row of the block)."""
+    rng = np.random.default_rng(3)
+    cases = 0
+    for trial in range(200):
+        R, P = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+        hess = rng.normal(size=(R, P, P))
+        hess = hess + hess.transpose(0, 2, 1)
+        if trial % 3 == 0:
+            hess[rng.random(hess.shape) < 0.05] = rng.choice([np.nan, np.inf, -np.inf, 0.0])
+        if trial % 5 == 0:
+            hess[:, trial % P, trial % P] = 0.0
+        g = rng.normal(size=(R, P))
+        free = rng.random((R, P)) < 0.7
+        out = []
+        for scale_free in (compiled.scale_free, kernel.numpy_scale_free):
+            arrays = np.empty((R, P, P)), np.empty((R, P)), np.empty((R, P))
+            scale_free(hess, g, free, *arrays)
+            out.append(arrays)
+        for a, b in zip(*out, strict=True):
+            assert np.array_equal(a, b, equal_nan=True)
+        hs = out[0][0]
+        assert np.isfinite(hs).all() or np.isfinite(hess).all()
+        cases += not np.isfinite(hess).all()
+        idx = np.arange(P)
+        assert (hs[:, idx, idx][~free] == 1.0).all()  # identity off the free block
+    assert cases > 20  # the non-finite branch ran
+
+
 def test_the_numpy_kernel_is_chosen_when_asked(monkeypatch):
     monkeypatch.setenv("HEPSTORE_FITTER_KERNEL", "numpy")
-    assert kernel._select() == (kernel.numpy_yields, kernel.numpy_assemble, "numpy")
+    numpy_kernel = (kernel.numpy_yields, kernel.numpy_assemble, kernel.numpy_scale_free)
+    assert kernel._select() == (*numpy_kernel, "numpy")
     monkeypatch.delenv("HEPSTORE_FITTER_KERNEL")
-    assert kernel._select() == (compiled.yields, compiled.assemble, "numba")
+    assert kernel._select() == (compiled.yields, compiled.assemble, compiled.scale_free, "numba")
 
 
 def test_the_warm_up_compiles_what_the_fits_use():
@@ -96,10 +128,11 @@ def test_the_warm_up_compiles_what_the_fits_use():
     from tests.test_fitter_random import random_workspace
 
     kernel.warm_up()
-    before = set(compiled.yields.signatures), set(compiled.assemble.signatures)
+    functions = (compiled.yields, compiled.assemble, compiled.scale_free)
+    before = [set(f.signatures) for f in functions]
     assert all(before)
     hypotest(compile_models([random_workspace(0)]))
-    assert (set(compiled.yields.signatures), set(compiled.assemble.signatures)) == before
+    assert [set(f.signatures) for f in functions] == before
 
 
 def test_a_whole_hypothesis_test_agrees_on_either_kernel(monkeypatch):
@@ -111,6 +144,7 @@ def test_a_whole_hypothesis_test_agrees_on_either_kernel(monkeypatch):
     (fast,) = hypotest(model, options)
     monkeypatch.setattr(kernel, "yields", kernel.numpy_yields)
     monkeypatch.setattr(kernel, "assemble", kernel.numpy_assemble)
+    monkeypatch.setattr(kernel, "scale_free", kernel.numpy_scale_free)
     (plain,) = hypotest(model, options)
     assert fast.converged and plain.converged
     assert plain.cls_obs == pytest.approx(fast.cls_obs, rel=1e-8)

@@ -250,3 +250,44 @@ def assemble(hess, fisher, diag, hess_c):
                 s = H[i, j] + H[j, i] + F[i, j]
                 H[i, j] = s
                 H[j, i] = s
+
+
+@njit(cache=True, error_model="numpy")
+def scale_free(hess, g, free, hs, gs, scale):
+    """The free block of each Hessian hess (R, P, P) with unit diagonal, identity elsewhere,
+    written into hs; the gradient g (R, P) in the same scaling into gs and the scale into
+    scale (see optimize._scaled), in one pass over the rows. Where any entry of the block is
+    not finite, NaN and infinities become 0 and a zero diagonal entry 1 (in every row, as
+    the numpy version does for the whole block)."""
+    R, P = g.shape
+    masked = np.empty(P)
+    bad = False
+    for r in range(R):
+        H = hess[r]
+        out = hs[r]
+        for i in range(P):
+            d = abs(H[i, i])
+            if free[r, i] and d > 0.0 and math.isfinite(d):
+                scale[r, i] = 1.0 / math.sqrt(d)
+            else:
+                scale[r, i] = 1.0
+            masked[i] = scale[r, i] if free[r, i] else 0.0
+            gs[r, i] = g[r, i] * scale[r, i]
+        for i in range(P):
+            mi = masked[i]
+            for j in range(P):
+                v = H[i, j] * mi * masked[j]
+                out[i, j] = v
+                if not math.isfinite(v) and (j != i or free[r, i]):  # (a fixed one's is 1)
+                    bad = True
+            if not free[r, i]:
+                out[i, i] = 1.0
+    if bad:
+        for r in range(R):
+            out = hs[r]
+            for i in range(P):
+                for j in range(P):
+                    if not math.isfinite(out[i, j]):
+                        out[i, j] = 0.0
+                if out[i, i] == 0.0:
+                    out[i, i] = 1.0

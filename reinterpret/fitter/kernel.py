@@ -1,6 +1,7 @@
 """The core of the batched likelihood, yields(): for rows of parameters, the yields and, with
 derivatives, what the gradient and Hessian of -log L need (see ModelBatch._evaluate); and
-assemble(), which puts the Hessian together from those parts in one pass.
+assemble(), which puts the Hessian together from those parts in one pass; and scale_free(),
+the Jacobi scaling of the Hessians' free blocks that every Newton step factorises.
 
 Two implementations of each with one signature: compiled.yields and compiled.assemble
 (numba; yields visits each (parameter, sample-bin) pair once per row) and numpy_yields and
@@ -172,17 +173,36 @@ def numpy_assemble(hess, fisher, diag, hess_c):
     np.add(total, fisher, out=hess)
 
 
+def numpy_scale_free(hess, g, free, hs, gs, scale):
+    """scale_free() as numpy operations; see the compiled one (compiled.scale_free)."""
+    P = g.shape[1]
+    d = np.abs(np.diagonal(hess, axis1=1, axis2=2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale[:] = np.where(free & (d > 0) & np.isfinite(d), 1.0 / np.sqrt(d), 1.0)
+    # Rows and columns of fixed parameters are zeroed by the scaling itself.
+    masked = np.where(free, scale, 0.0)
+    with np.errstate(invalid="ignore"):  # inf * 0: NaN, cleared below
+        np.multiply(hess, masked[:, :, None], out=hs)
+        hs *= masked[:, None, :]
+    idx = np.arange(P)
+    hs[:, idx, idx] = np.where(free, hs[:, idx, idx], 1.0)
+    if not np.all(np.isfinite(hs)):
+        np.nan_to_num(hs, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        hs[:, idx, idx] = np.where(np.diagonal(hs, axis1=1, axis2=2) == 0, 1.0, hs[:, idx, idx])
+    np.multiply(g, scale, out=gs)
+
+
 def _select():
     if os.environ.get("HEPSTORE_FITTER_KERNEL", "numba") == "numpy":
-        return numpy_yields, numpy_assemble, "numpy"
+        return numpy_yields, numpy_assemble, numpy_scale_free, "numpy"
     try:
         from reinterpret.fitter import compiled
     except ImportError:
-        return numpy_yields, numpy_assemble, "numpy"
-    return compiled.yields, compiled.assemble, "numba"
+        return numpy_yields, numpy_assemble, numpy_scale_free, "numpy"
+    return compiled.yields, compiled.assemble, compiled.scale_free, "numba"
 
 
-yields, assemble, NAME = _select()
+yields, assemble, scale_free, NAME = _select()
 _warm = False
 
 
@@ -208,4 +228,9 @@ def warm_up() -> None:
             np.zeros((R, P)), np.empty((R, K), dtype=i64), np.empty((R, K)),
         )  # fmt: skip
     assemble(np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros((1, 1)))
+    ones = np.ones((1, 1))
+    scale_free(
+        np.ones((1, 1, 1)), ones, np.ones((1, 1), dtype=bool), np.empty((1, 1, 1)),
+        np.empty((1, 1)), np.empty((1, 1)),
+    )  # fmt: skip
     _warm = True

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import eigh, lapack
 
+from reinterpret.fitter import kernel
 from reinterpret.fitter.model import ModelBatch
 
 # A code0 parameter this close to its kink at 0 is taken to sit on it (see _settle_kinks).
@@ -488,21 +489,14 @@ def _negative_curvature(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
 
 def _scaled(hess: np.ndarray, g: np.ndarray, free: np.ndarray):
     """The free block of each Hessian with unit diagonal (identity elsewhere), the gradient in
-    the same scaling, and the scale."""
-    P = g.shape[1]
-    d = np.abs(np.diagonal(hess, axis1=1, axis2=2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(free & (d > 0) & np.isfinite(d), 1.0 / np.sqrt(d), 1.0)
-    # Rows and columns of fixed parameters are zeroed by the scaling itself.
-    masked = np.where(free, scale, 0.0)
-    hs = hess * masked[:, :, None]
-    hs *= masked[:, None, :]
-    idx = np.arange(P)
-    hs[:, idx, idx] = np.where(free, hs[:, idx, idx], 1.0)
-    if not np.all(np.isfinite(hs)):
-        hs = np.nan_to_num(hs, nan=0.0, posinf=0.0, neginf=0.0)
-        hs[:, idx, idx] = np.where(np.diagonal(hs, axis1=1, axis2=2) == 0, 1.0, hs[:, idx, idx])
-    return hs, g * scale, scale
+    the same scaling, and the scale (kernel.scale_free: one compiled pass over the rows)."""
+    R, P = g.shape
+    hs, gs, scale = np.empty((R, P, P)), np.empty((R, P)), np.empty((R, P))
+    kernel.scale_free(
+        np.ascontiguousarray(hess, dtype=float), np.ascontiguousarray(g, dtype=float),
+        np.ascontiguousarray(free, dtype=bool), hs, gs, scale,
+    )  # fmt: skip
+    return hs, gs, scale
 
 
 def _scaled_newton(hess: np.ndarray, g: np.ndarray, free: np.ndarray, chord_below: float = 0.0):
