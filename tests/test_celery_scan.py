@@ -1,7 +1,8 @@
 """Scans fanned out over Celery workers (real Redis, two real worker processes, a real
 database shared with them): a whole grid uses both workers and gives the database queue's
 numbers; a worker killed mid-scan loses nothing and duplicates nothing; a chunk lost from the
-queue is sent again once the scan has stalled and someone looks at it.
+queue is sent again once the scan has stalled and someone looks at it, and so is a queued job
+whose messages are all gone (never those of a job whose messages wait).
 
 Each run uses its own Redis key prefix and queue name, and its own database (a SQLite file, or
 a PostgreSQL database created and dropped here when DATABASE_URL points at PostgreSQL)."""
@@ -329,3 +330,42 @@ def test_a_chunk_lost_from_the_queue_is_sent_again_when_the_stalled_scan_is_look
     assert detail["progress"] == {"done": 18, "total": 18}
     log = Path(env["HEPSTORE_DATA_DIR"]) / "w1.log"
     assert log.read_text().count("Task reinterpret.scan_chunk[") >= 2 * 9  # received, done
+
+
+def _messages_of(client, queue: str, job_id: int) -> list[bytes]:
+    out = []
+    for raw in client.lrange(queue, 0, -1):
+        headers = json.loads(raw)["headers"]
+        if headers["task"] == "reinterpret.scan_chunk" and headers["argsrepr"].startswith(
+            f"({job_id},"
+        ):
+            out.append(raw)
+    return out
+
+
+def test_a_queued_job_whose_messages_are_gone_is_sent_again_when_looked_at(portal):
+    env, db = portal["env"], portal["db"]
+    env["REINTERPRET_SCAN_CHUNK"] = "2"
+    manage(env, "examples")
+    kept, lost = submit_scan(env, 1, {}), submit_scan(env, 1, {})  # no worker yet
+    queue = f"{env['CELERY_KEY_PREFIX']}{env['CELERY_QUEUE']}"
+    client = redis_client()
+    assert len(_messages_of(client, queue, kept[0])) == 9
+    for raw in _messages_of(client, queue, lost[0]):  # as a Redis restart would lose them
+        client.lrem(queue, 1, raw)
+    assert _messages_of(client, queue, lost[0]) == []
+    # Looked at once queued for longer than the stall limit (20 s + 3 sweeps of 2 s): the job
+    # without messages is sent again, the one whose messages wait is not.
+    time.sleep(27)
+    for job in (kept, lost):
+        assert job_detail(env, job)["state"] == "queued"
+    assert len(_messages_of(client, queue, kept[0])) == 9
+    assert len(_messages_of(client, queue, lost[0])) == 9
+    job_detail(env, lost)  # checked once per stall limit: nothing sent twice
+    assert len(_messages_of(client, queue, lost[0])) == 9
+
+    start_workers(portal, "w1")
+    for job in (kept, lost):
+        assert wait_finished(db, job[0]) == "succeeded"
+        points = stored_points(db, job[0])
+        assert len(points) == len({name for name, _ in points}) == 18

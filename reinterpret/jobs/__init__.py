@@ -93,18 +93,21 @@ def cancel(job: Job) -> Job:
 
 def look_after(job: Job) -> None:
     """Called when a job is looked at: on Celery, a scan stalled by a lost message has its
-    missing chunks sent again (see celery.resend_stalled); the database queue needs nothing
-    (its workers re-queue jobs whose worker stopped beating)."""
-    if not uses_celery() or job.state != JobState.RUNNING:
+    missing chunks sent again, and a queued job whose messages are gone is sent again (see
+    celery.resend_stalled); the database queue needs nothing (its workers re-queue jobs
+    whose worker stopped beating)."""
+    if not uses_celery() or job.state not in (JobState.QUEUED, JobState.RUNNING):
         return
     from kombu.exceptions import OperationalError
+    from redis import RedisError
 
     from reinterpret.jobs import celery as celery_backend
 
     try:
         celery_backend.resend_stalled(job)
-    except OperationalError as exc:
-        log.warning("job %s: stalled chunks not sent, the queue is unreachable: %s", job.pk, exc)
+    except (OperationalError, RedisError) as exc:
+        log.warning("job %s: lost messages not sent again, the queue is unreachable: %s",
+                    job.pk, exc)  # fmt: skip
 
 
 def enqueue_index(version_pk: int) -> bool:

@@ -16,10 +16,12 @@ that the job page polls).
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from hepstore.celery import app
@@ -69,13 +71,16 @@ def stall_seconds() -> int:
 
 def resend_stalled(job: Job) -> int:
     """Send again the chunks of a running scan's missing points (or its assembly, when every
-    point is stored) once it has stored nothing for stall_seconds; returns the messages sent.
-    Only one caller wins (the heartbeat is moved on in the same conditional update); a chunk
-    sent twice skips the points already stored."""
-    if job.kind != JobKind.SCAN or job.state != JobState.RUNNING:
-        return 0
+    point is stored) once it has stored nothing for stall_seconds; and a job queued that long
+    whose messages are gone from the broker (_resend_lost). Returns the messages sent. Only
+    one caller wins (the heartbeat is moved on in the same conditional update); a chunk sent
+    twice skips the points already stored."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=stall_seconds())
+    if job.state == JobState.QUEUED:
+        return _resend_lost(job, now, cutoff)
+    if job.kind != JobKind.SCAN or job.state != JobState.RUNNING:
+        return 0
     if not Job.objects.filter(pk=job.pk, state=JobState.RUNNING, heartbeat__lt=cutoff).update(
         heartbeat=now
     ):
@@ -99,6 +104,58 @@ def resend_stalled(job: Job) -> int:
         len(chunks),
     )
     return len(chunks)
+
+
+# The tasks whose first argument is a job's id.
+JOB_TASKS = ("reinterpret.scan_chunk", "reinterpret.assemble_scan", "reinterpret.run_custom")
+
+
+def _resend_lost(job: Job, now, cutoff) -> int:
+    """A job queued for stall_seconds with no message on the broker for it (none waiting on
+    the queue, none taken and unacknowledged) lost them (a Redis restart without
+    persistence, a worker killed between taking a message and recording it): it is sent
+    again. Checked at most once per stall_seconds per job (its heartbeat marks the check)."""
+    if job.created >= cutoff:
+        return 0
+    unchecked = Q(heartbeat__isnull=True) | Q(heartbeat__lt=cutoff)
+    claimed = Job.objects.filter(unchecked, pk=job.pk, state=JobState.QUEUED).update(heartbeat=now)
+    if not claimed or _on_broker(job.pk):
+        return 0
+    log.warning("job %s: queued for %d s with no message on the broker; sent again", job.pk,
+                stall_seconds())  # fmt: skip
+    _send(job)
+    return 1
+
+
+def _on_broker(job_id: int) -> bool:
+    """Whether a message of the job waits on the queue or is held unacknowledged (kombu's
+    Redis layout: the queue is a list of JSON messages, the unacknowledged ones a hash of
+    [message, exchange, routing key]; the task and its arguments' repr are in the headers)."""
+    import redis
+
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    prefix = options.get("global_keyprefix", "")
+    client = redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=options.get("socket_timeout", 30),
+        socket_connect_timeout=options.get("socket_connect_timeout", 5),
+    )
+    queue = prefix + settings.CELERY_TASK_DEFAULT_QUEUE
+    raws = [(raw, False) for raw in client.lrange(queue, 0, -1)]
+    for key in client.scan_iter(match=queue + "\x06\x16*"):  # priority queues, if any
+        raws += [(raw, False) for raw in client.lrange(key, 0, -1)]
+    raws += [(raw, True) for raw in client.hvals(prefix + "unacked")]
+    mine = f"({job_id},"
+    for raw, unacked in raws:
+        try:
+            message = json.loads(raw)[0] if unacked else json.loads(raw)
+            headers = message.get("headers") or {}
+            task, args = headers.get("task"), str(headers.get("argsrepr", ""))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return True  # a message it cannot read might be the job's: send nothing
+        if task in JOB_TASKS and args.startswith(mine):
+            return True
+    return False
 
 
 def _fail(job: Job, exc: Exception) -> None:
