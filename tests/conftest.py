@@ -39,9 +39,14 @@ def isolated_blobs(tmp_path, settings):
 
 @pytest.fixture(autouse=True)
 def fresh_throttles():
-    """Request-rate counters (in Django's cache) start from zero in every test."""
+    """Request-rate counters (in Django's cache) start from zero in every test. Never with
+    REDIS_URL set: the cache would then be that Redis, and clearing it flushes the whole
+    database (the Celery tests use HEPSTORE_TEST_REDIS_URL, with keys of their own)."""
+    from django.conf import settings
     from django.core.cache import cache
 
+    if "redis" in settings.CACHES["default"]["BACKEND"].lower():
+        pytest.exit("unset REDIS_URL to run the tests: clearing their cache would flush it")
     cache.clear()
     yield
     cache.clear()
