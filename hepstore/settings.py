@@ -211,7 +211,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("CELERY_KEY_PREFIX", "hepstore:") + "cache",
+            "KEY_PREFIX": CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] + "cache",
         }
     }
 else:
