@@ -8,10 +8,11 @@ once when a pool process dies, after the visibility timeout when a whole worker 
 skips the points already stored. A cancelled or finished job makes its remaining chunks no-ops.
 
 Redis's transport has one gap: a worker killed between taking a message from the queue and
-recording it as unacknowledged loses that message, and its scan would wait forever. So a scan
-that has stored nothing for longer than redelivery takes (`stall_seconds`) has the chunks of
-its missing points sent again when someone looks at it (`resend_stalled`, from the job API
-that the job page polls).
+recording it as unacknowledged loses that message, and its job would wait forever (as would
+every queued job after a Redis restart without persistence). So when someone looks at a job
+(`resend_stalled`, from the job API that the job page polls), a scan that has stored nothing
+for longer than redelivery takes (`stall_seconds`) has the chunks of its missing points sent
+again, and a job queued that long with no message on the broker is sent again.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ def _send(job: Job) -> None:
 
 
 def stall_seconds() -> int:
-    """How long a running scan may store nothing before its missing chunks are sent again:
-    the visibility timeout and three restore sweeps (by then any chunk a dead worker held is
-    back on the queue, and has been taken again by any idle worker)."""
+    """How long a running scan may store nothing, or a job stay queued, before its lost
+    messages are sent again: the visibility timeout and three restore sweeps (by then any
+    chunk a dead worker held is back on the queue, and has been taken again by any idle
+    worker)."""
     sweep = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("unacked_restore_interval", 60)
     return settings.CELERY_VISIBILITY_TIMEOUT + 3 * sweep
 
