@@ -63,6 +63,35 @@ def test_compiled_and_numpy_kernels_agree(monkeypatch, seed, codes):
     assert np.array_equal(a.hess, a.hess.transpose(0, 2, 1))
 
 
+@pytest.mark.parametrize("which", ["numba", "numpy"])
+@pytest.mark.parametrize("seed", range(3))
+def test_the_reused_hessian_buffers_carry_nothing_from_call_to_call(monkeypatch, which, seed):
+    """U and rho live in one zeroed buffer per model that every Hessian evaluation reuses
+    (the kernels write only the pairs' entries): an evaluation after others, of other rows
+    and more of them, gives exactly what a fresh model gives."""
+    from reinterpret.fitter import compile_models
+    from tests.test_fitter_random import random_workspace
+
+    if which == "numpy":
+        monkeypatch.setattr(kernel, "yields", kernel.numpy_yields)
+        monkeypatch.setattr(kernel, "assemble", kernel.numpy_assemble)
+    ws = random_workspace(seed)
+    used, fresh = compile_models([ws]), compile_models([ws])
+    assert used.hs_par.size and (used.hs_mul < 0).any()  # histosys entries of their own
+    theta = _rows(used, seed)
+    rows = np.zeros(theta.shape[0], dtype=int)
+    main = np.repeat(used.observed, theta.shape[0], axis=0)
+    aux = np.repeat(used.aux, theta.shape[0], axis=0)
+    for k in range(3):  # other points first, in blocks of other sizes
+        n = 3 + 2 * k
+        other = np.roll(theta, k + 1, axis=0)[:n] * 1.01
+        used.evaluate(other, rows[:n], main[:n], aux[:n])
+    a = used.evaluate(theta, rows, main, aux)
+    b = fresh.evaluate(theta, rows, main, aux)
+    assert np.array_equal(a.hess, b.hess)
+    assert np.array_equal(a.grad, b.grad) and np.array_equal(a.nll, b.nll)
+
+
 def test_the_compiled_and_numpy_assembly_agree():
     """assemble(): U rho^T plus its transpose off the diagonal, the given diagonal, plus
     fisher with the constraints on its diagonal; the same numbers either way."""

@@ -83,6 +83,61 @@ def _histosys(code, alpha, up, down):
 
 
 @njit(cache=True, error_model="numpy")
+def _code4_entries(th, u_par, hi, lo, coef, f, f1, f2):
+    """Factor, slope and curvature of every normsys entry of one row under code4, as _normsys
+    computes each (the same operations, so the same bits): the polynomial for all entries in
+    one branch-free pass, whose Horner chains of successive entries overlap; then the
+    exponential where |alpha| >= 1."""
+    for u in range(u_par.size):
+        a = th[u_par[u]]
+        c0 = coef[u, 0]
+        c1 = coef[u, 1]
+        c2 = coef[u, 2]
+        c3 = coef[u, 3]
+        c4 = coef[u, 4]
+        c5 = coef[u, 5]
+        poly = (((((c5 * a + c4) * a + c3) * a + c2) * a + c1) * a + c0) * a
+        d1 = ((((6.0 * c5 * a + 5.0 * c4) * a + 4.0 * c3) * a + 3.0 * c2) * a + 2.0 * c1) * a
+        d2 = (((30.0 * c5 * a + 20.0 * c4) * a + 12.0 * c3) * a + 6.0 * c2) * a
+        f[u] = poly + 1.0
+        f1[u] = d1 + c0
+        f2[u] = d2 + 2.0 * c1
+    for u in range(u_par.size):
+        a = th[u_par[u]]
+        if abs(a) >= 1.0:
+            f[u], f1[u], f2[u] = _exponential(a, hi[u], lo[u])
+
+
+@njit(cache=True, error_model="numpy")
+def _code4p_pairs(th, hs_par, hs_sb, up, down, A, d1, d2, basis):
+    """Shift (added to A), slope and curvature of every histosys pair of one row under code4p,
+    as _histosys computes each (the same operations, so the same bits), with what depends on
+    the parameter alone (alpha^2 and the three polynomials in it) computed once per parameter
+    into basis (P, 4)."""
+    for p in range(th.size):
+        a2 = th[p] * th[p]
+        a4 = a2 * a2
+        basis[p, 0] = a2
+        basis[p, 1] = 15.0 - 10.0 * a2 + 3.0 * a4
+        basis[p, 2] = 30.0 - 40.0 * a2 + 18.0 * a4
+        basis[p, 3] = 30.0 - 120.0 * a2 + 90.0 * a4
+    for k in range(hs_par.size):
+        p = hs_par[k]
+        alpha = th[p]
+        if abs(alpha) > 1.0:
+            slope = up[k] if alpha >= 0.0 else down[k]
+            A[hs_sb[k]] += alpha * slope
+            d1[k] = slope
+            d2[k] = 0.0
+        else:
+            s = 0.5 * (up[k] + down[k])
+            a_coef = 0.0625 * (up[k] - down[k])
+            A[hs_sb[k]] += alpha * s + a_coef * basis[p, 0] * basis[p, 1]
+            d1[k] = s + a_coef * alpha * basis[p, 2]
+            d2[k] = a_coef * basis[p, 3]
+
+
+@njit(cache=True, error_model="numpy")
 def yields(
     theta, rows, main, nominal, sb_bin, nbins,
     hs_code, hs_par, hs_sb, hs_up, hs_down,
@@ -94,10 +149,12 @@ def yields(
     """For each row r (model rows[r], parameters theta[r]): additive (A) and factor (F) per
     sample-bin, expected yields nu per bin and the Poisson part of -log L (nll). With
     derivatives also, of the Poisson part: the gradient; jac_bins = dnu_bin/dp; U and rho
-    of the off-diagonal second derivatives (see ModelBatch._evaluate; zero-initialised on
-    entry); the diagonal of the second-derivative term; and, for histosys pairs in a
-    sample-bin whose factor product has exactly one zero factor, the column q of that factor
-    (zero_q, -1 elsewhere) and the term c A' m_q (zero_value)."""
+    of the off-diagonal second derivatives (see ModelBatch._evaluate); the diagonal of the
+    second-derivative term; and, for histosys pairs in a sample-bin whose factor product has
+    exactly one zero factor, the column q of that factor (zero_q, -1 elsewhere) and the term
+    c A' m_q (zero_value). Only the pairs' entries of U and rho are written: away from them
+    they must be zero on entry (the same entries in every row and call, so the caller can
+    reuse one zeroed buffer)."""
     R = theta.shape[0]
     S = nominal.shape[1]
     K = hs_par.size
@@ -117,6 +174,8 @@ def yields(
     zero_at = np.empty(S, dtype=np.int64)
     c_bin = np.empty(nbins)
     c_sb = np.empty(S)
+    basis = np.empty((theta.shape[1], 4))
+    ns_rho = np.empty(U)
     for r in range(R):
         b = rows[r]
         th = theta[r]
@@ -125,16 +184,22 @@ def yields(
             A[s] = nominal[b, s]
             others[s] = 1.0
             n_zero[s] = 0
-        for k in range(K):
-            v, v1, v2 = _histosys(hs_code, th[hs_par[k]], hs_up[b, k], hs_down[b, k])
-            A[hs_sb[k]] += v
-            d1[k] = v1
-            d2[k] = v2
-        for u in range(U):
-            v, v1, v2 = _normsys(ns_code, th[u_par[u]], u_hi[b, u], u_lo[b, u], u_coef, b, u)
-            f[u] = v
-            f1[u] = v1
-            f2[u] = v2
+        if hs_code == 4:
+            _code4p_pairs(th, hs_par, hs_sb, hs_up[b], hs_down[b], A, d1, d2, basis)
+        else:
+            for k in range(K):
+                v, v1, v2 = _histosys(hs_code, th[hs_par[k]], hs_up[b, k], hs_down[b, k])
+                A[hs_sb[k]] += v
+                d1[k] = v1
+                d2[k] = v2
+        if ns_code == 4:
+            _code4_entries(th, u_par, u_hi[b], u_lo[b], u_coef[b], f, f1, f2)
+        else:
+            for u in range(U):
+                v, v1, v2 = _normsys(ns_code, th[u_par[u]], u_hi[b, u], u_lo[b, u], u_coef, b, u)
+                f[u] = v
+                f1[u] = v1
+                f2[u] = v2
         for j in range(M):
             if j < nl:
                 if lin_on[b, j]:
@@ -178,6 +243,10 @@ def yields(
         if derivatives == 0:
             continue
         hessian = derivatives == 2
+        if hessian:
+            # g'/g of each normsys entry, shared by the pairs it is spread to.
+            for u in range(U):
+                ns_rho[u] = f1[u] / f[u]
         for s in range(S):
             c_sb[s] = c_bin[sb_bin[s]]
         J = jac_bins[r]
@@ -188,15 +257,19 @@ def yields(
             s = mul_sb[j]
             p = mul_par[j]
             nz = n_zero[s]
+            # g'/g, 0 for a zero factor (a normsys entry's is shared by its pairs).
+            if g[j] == 0.0:
+                rho = 0.0
+            elif j < nl:
+                rho = g1[j] / g[j]
+            else:
+                rho = ns_rho[ns_spread[j - nl]]
             if nz == 0:
                 excl = others[s] / g[j]
-                rho = g1[j] / g[j]
             elif nz == 1 and g[j] == 0.0:
                 excl = others[s]
-                rho = 0.0
             else:
                 excl = 0.0
-                rho = 0.0 if g[j] == 0.0 else g1[j] / g[j]
             m[j] = g1[j] * excl
             am = A[s] * m[j]
             J[p, sb_bin[s]] += am
@@ -214,7 +287,12 @@ def yields(
             J[p, sb_bin[s]] += fd1
             if not hessian:
                 continue
-            Um[p, s] += c_sb[s] * fd1
+            # Where no multiplicative pair shares (p, s) its entry is this pair's alone (u
+            # is zero only away from the pairs: it may hold the last call's values).
+            if hs_mul[k] >= 0:
+                Um[p, s] += c_sb[s] * fd1
+            else:
+                Um[p, s] = c_sb[s] * fd1
             t = d2[k] * F[s]
             if hs_mul[k] >= 0:
                 t += 2.0 * d1[k] * m[hs_mul[k]]

@@ -18,8 +18,9 @@ ns_spread (M - L,); mul_par, mul_sb (M,); hs_mul (K,): the multiplicative pair o
 (parameter, sample-bin) or -1; derivatives (NONE, GRADIENT or HESSIAN: what is computed
 besides the yields and -log L); and the outputs, written in place: additive, factor (R, S), nu
 (R, N), nll (R,) (the Poisson part); from GRADIENT on grad (R, P), jac_bins (R, P, N, zero on
-entry); with HESSIAN also u, rho (R, P, S), diag (R, P) (these three zero on entry), zero_q,
-zero_value (R, K) (below HESSIAN these may be empty stand-ins).
+entry); with HESSIAN also u, rho (R, P, S), written only at the pairs' entries and zero on
+entry everywhere else (a zeroed buffer can serve call after call), diag (R, P) (zero on entry),
+zero_q, zero_value (R, K) (below HESSIAN these may be empty stand-ins).
 """
 
 from __future__ import annotations
@@ -140,7 +141,12 @@ def numpy_yields(
     keep = 0.5 if n_zero is None else np.where(n_zero == 1, 1.0, 0.5)[:, mul_sb]
     u_flat = u_mat.reshape(R, P * S)
     u_flat[:, mul_par * S + mul_sb] = c_sb[:, mul_sb] * keep * am
-    u_flat[:, hs_par * S + hs_sb] += c_sb[:, hs_sb] * fd1
+    # An entry no multiplicative pair shares is the histosys pair's alone: set, not added
+    # (u is zero only away from the pairs; see the module docstring).
+    hs_cols = hs_par * S + hs_sb
+    alone = hs_mul < 0
+    u_flat[:, hs_cols[alone]] = c_sb[:, hs_sb[alone]] * fd1[:, alone]
+    u_flat[:, hs_cols[~alone]] += c_sb[:, hs_sb[~alone]] * fd1[:, ~alone]
     rho_mat.reshape(R, P * S)[:, mul_par * S + mul_sb] = rho
     ns = slice(nl, M)
     diag[:] = scatter(

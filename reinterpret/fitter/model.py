@@ -12,6 +12,7 @@ bins (all channels concatenated).
 from __future__ import annotations
 
 import copy
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,6 +111,7 @@ class ModelBatch:
             if spec.poi != first.poi:
                 raise ModelError("models of one batch must share their parameter of interest")
         self.size = len(specs)
+        self._buffers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.channels = first.channels
         self.poi_name = first.poi
         self.nbins = sum(n for _, n in self.channels)
@@ -473,11 +475,11 @@ class ModelBatch:
         out = _Yields(np.empty((R, S)), np.empty((R, S)), np.empty((R, N)), np.empty(R))
         if derivatives:
             # The Hessian's parts only where asked for (empty stand-ins of one type otherwise).
-            K, S2, P2 = (self.hs_par.size, S, P) if derivatives == kernel.HESSIAN else (0, 0, 0)
+            hessian = derivatives == kernel.HESSIAN
+            K, P2 = (self.hs_par.size, P) if hessian else (0, 0)
             out.grad = np.empty((R, P))
             out.jac_bins = np.zeros((R, P, N))
-            out.u = np.zeros((R, P2, S2))
-            out.rho = np.zeros((R, P2, S2))
+            out.u, out.rho = self._pair_buffers(R) if hessian else (np.zeros((R, 0, 0)),) * 2
             out.diag = np.zeros((R, P2))
             out.zero_q = np.empty((R, K), dtype=np.int64)
             out.zero_value = np.empty((R, K))
@@ -493,6 +495,18 @@ class ModelBatch:
             derivatives, out.additive, out.factor, out.nu, out.nll, *extra,
         )  # fmt: skip
         return out
+
+    def _pair_buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """U and rho (rows, P, S) for the kernel, reused from call to call (per thread): the
+        kernel writes only the entries of the (parameter, sample-bin) pairs, the same ones in
+        every call, so the rest stays zero. Zeroing two such arrays afresh for every block of
+        rows cost 1lbb about 30 us per row (they are twice 130 kB per row)."""
+        key = threading.get_ident()
+        held = self._buffers.get(key)
+        if held is None or held[0].shape[0] < rows:
+            shape = (max(rows, self.tile_rows), self.npars, self.nsb)
+            held = self._buffers[key] = (np.zeros(shape), np.zeros(shape))
+        return held[0][:rows], held[1][:rows]
 
     @property
     def tile_rows(self) -> int:
