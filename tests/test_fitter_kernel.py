@@ -59,7 +59,8 @@ def test_compiled_and_numpy_kernels_agree(monkeypatch, seed, codes):
     assert np.allclose(a_nu, b_nu, rtol=1e-12, atol=1e-12)
     assert np.allclose(a.grad, b.grad, rtol=1e-9, atol=1e-8)
     assert np.allclose(a.hess, b.hess, rtol=1e-9, atol=1e-8)
-    assert np.allclose(a.fisher, b.fisher, rtol=1e-9, atol=1e-8)
+    every = np.arange(theta.shape[0])
+    assert np.allclose(a.fisher(every), b.fisher(every), rtol=1e-9, atol=1e-8)
     assert np.array_equal(a.hess, a.hess.transpose(0, 2, 1))
 
 
@@ -93,22 +94,54 @@ def test_the_reused_hessian_buffers_carry_nothing_from_call_to_call(monkeypatch,
 
 
 def test_the_compiled_and_numpy_assembly_agree():
-    """assemble(): U rho^T plus its transpose off the diagonal, the given diagonal, plus
-    fisher with the constraints on its diagonal; the same numbers either way."""
+    """assemble(): U rho^T plus its transpose off the diagonal, the given diagonal plus the
+    constraints' on the diagonal; the same numbers either way."""
     rng = np.random.default_rng(5)
     R, P = 3, 7
     second = rng.normal(size=(R, P, P))
-    a = rng.normal(size=(R, P, 4))
-    fisher = a @ a.transpose(0, 2, 1)
     diag, hess_c = rng.normal(size=(R, P)), rng.uniform(size=(R, P))
     idx = np.arange(P)
-    want = second + second.transpose(0, 2, 1) + fisher
-    want[:, idx, idx] = diag + fisher[:, idx, idx] + hess_c
+    want = second + second.transpose(0, 2, 1)
+    want[:, idx, idx] = diag + hess_c
     for assemble in (compiled.assemble, kernel.numpy_assemble):
-        hess, f = second.copy(), fisher.copy()
-        assemble(hess, f, diag, hess_c)
+        hess = second.copy()
+        assemble(hess, diag, hess_c)
         assert np.allclose(hess, want, rtol=1e-13, atol=1e-13)
-        assert np.allclose(f[:, idx, idx], fisher[:, idx, idx] + hess_c, rtol=1e-14)
+
+
+def test_the_hessian_holds_the_fisher_part_and_the_yields_second_derivatives():
+    """J W J^T rides in the product U rho^T (the kernels' last N columns): the Hessian is
+    still the fisher stand-in plus the second-derivative terms, and agrees with central
+    differences of the gradient; fisher() of some rows is that of those rows."""
+    from reinterpret.fitter import compile_models
+    from tests.test_fitter_random import random_workspace
+
+    model = compile_models([random_workspace(1)])
+    theta = _rows(model, 1)[:5]
+    theta[:, model.poi_index] = np.maximum(theta[:, model.poi_index], 0.5)
+    rows = np.zeros(theta.shape[0], dtype=int)
+    main = np.repeat(model.observed, theta.shape[0], axis=0)
+    aux = np.repeat(model.aux, theta.shape[0], axis=0)
+    ev = model.evaluate(theta, rows, main, aux)
+    P, h = model.npars, 1e-6
+    for r in range(theta.shape[0]):
+        numeric = np.empty((P, P))
+        for p in range(P):
+            up, down = theta[r : r + 1].copy(), theta[r : r + 1].copy()
+            up[0, p] += h
+            down[0, p] -= h
+            g_up = model.evaluate(up, rows[:1], main[:1], aux[:1], hessian=False).grad[0]
+            g_down = model.evaluate(down, rows[:1], main[:1], aux[:1], hessian=False).grad[0]
+            numeric[:, p] = (g_up - g_down) / (2 * h)
+        numeric = 0.5 * (numeric + numeric.T)
+        assert np.allclose(ev.hess[r], numeric, rtol=1e-5, atol=1e-5 * np.abs(numeric).max())
+    some = np.array([3, 1])
+    assert np.array_equal(ev.fisher(some)[0], ev.fisher(np.arange(5))[3])
+    jac = ev.jac[some]
+    want = np.matmul(jac * ev.weight[some][:, None, :], jac.transpose(0, 2, 1))
+    want[:, np.arange(P), np.arange(P)] += ev.curvature[some]
+    assert np.array_equal(ev.fisher(some), want)
+    assert (np.linalg.eigvalsh(ev.fisher(some)) > -1e-9).all()
 
 
 def test_the_compiled_and_numpy_scalings_agree_bit_for_bit():

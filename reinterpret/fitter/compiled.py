@@ -152,8 +152,11 @@ def yields(
     of the off-diagonal second derivatives (see ModelBatch._evaluate); the diagonal of the
     second-derivative term; and, for histosys pairs in a sample-bin whose factor product has
     exactly one zero factor, the column q of that factor (zero_q, -1 elsewhere) and the term
-    c A' m_q (zero_value). Only the pairs' entries of U and rho are written: away from them
-    they must be zero on entry (the same entries in every row and call, so the caller can
+    c A' m_q (zero_value). U and rho are (R, P, S + nbins): their last nbins columns hold
+    w J / 2 and J (w = n / nu^2 per bin), so that U rho^T plus its transpose is the whole
+    off-diagonal Hessian of the Poisson part, J W J^T included (whose diagonal is added to
+    diag). Of the first S columns only the pairs' entries are written: away from them U and
+    rho must be zero on entry (the same entries in every row and call, so the caller can
     reuse one zeroed buffer)."""
     R = theta.shape[0]
     S = nominal.shape[1]
@@ -309,23 +312,33 @@ def yields(
             for n in range(nbins):
                 acc += J[p, n] * c_bin[n]
             G[p] = acc
+        if not hessian:
+            continue
+        # J W J^T rides in the same product: columns S + n of U and rho hold w_n J / 2 and J
+        # (w = n / nu^2), and its diagonal goes to the diagonal term.
+        for n in range(nbins):
+            x = main[r, n]
+            w = x / (nu_r[n] * nu_r[n]) if x > 0.0 else 0.0
+            for p in range(G.size):
+                jw = J[p, n] * w
+                Um[p, S + n] = 0.5 * jw
+                Rm[p, S + n] = J[p, n]
+                D[p] += jw * J[p, n]
 
 
 @njit(cache=True, error_model="numpy")
-def assemble(hess, fisher, diag, hess_c):
+def assemble(hess, diag, hess_c):
     """The Hessian of each row in place, in one pass: hess (R, P, P) holds the product
-    U rho^T on entry and, on exit, that product plus its transpose off the diagonal plus
-    fisher (R, P, P), with diag (R, P) plus fisher's diagonal on the diagonal; fisher's
-    diagonal first gets the constraints' second derivatives hess_c (R, P)."""
+    U rho^T on entry (see yields) and, on exit, that product plus its transpose off the
+    diagonal, with diag (R, P) plus the constraints' second derivatives hess_c (R, P) on the
+    diagonal."""
     R, P = diag.shape
     for r in range(R):
         H = hess[r]
-        F = fisher[r]
         for i in range(P):
-            F[i, i] += hess_c[r, i]
-            H[i, i] = diag[r, i] + F[i, i]
+            H[i, i] = diag[r, i] + hess_c[r, i]
             for j in range(i):
-                s = H[i, j] + H[j, i] + F[i, j]
+                s = H[i, j] + H[j, i]
                 H[i, j] = s
                 H[j, i] = s
 

@@ -18,9 +18,10 @@ ns_spread (M - L,); mul_par, mul_sb (M,); hs_mul (K,): the multiplicative pair o
 (parameter, sample-bin) or -1; derivatives (NONE, GRADIENT or HESSIAN: what is computed
 besides the yields and -log L); and the outputs, written in place: additive, factor (R, S), nu
 (R, N), nll (R,) (the Poisson part); from GRADIENT on grad (R, P), jac_bins (R, P, N, zero on
-entry); with HESSIAN also u, rho (R, P, S), written only at the pairs' entries and zero on
-entry everywhere else (a zeroed buffer can serve call after call), diag (R, P) (zero on entry),
-zero_q, zero_value (R, K) (below HESSIAN these may be empty stand-ins).
+entry); with HESSIAN also u, rho (R, P, S + N), whose first S columns are written only at the
+pairs' entries and zero on entry everywhere else (a zeroed buffer can serve call after call),
+whose last N columns carry J W J^T into the product U rho^T (see compiled.yields), diag (R, P)
+(zero on entry), zero_q, zero_value (R, K) (below HESSIAN these may be empty stand-ins).
 """
 
 from __future__ import annotations
@@ -139,15 +140,21 @@ def numpy_yields(
         return
     # A m counts half in U (U rho^T is symmetrised), whole beside a single zero.
     keep = 0.5 if n_zero is None else np.where(n_zero == 1, 1.0, 0.5)[:, mul_sb]
-    u_flat = u_mat.reshape(R, P * S)
-    u_flat[:, mul_par * S + mul_sb] = c_sb[:, mul_sb] * keep * am
+    width = S + nbins  # the last nbins columns: w J / 2 and J (see the module docstring)
+    u_flat = u_mat.reshape(R, P * width)
+    u_flat[:, mul_par * width + mul_sb] = c_sb[:, mul_sb] * keep * am
     # An entry no multiplicative pair shares is the histosys pair's alone: set, not added
     # (u is zero only away from the pairs; see the module docstring).
-    hs_cols = hs_par * S + hs_sb
+    hs_cols = hs_par * width + hs_sb
     alone = hs_mul < 0
     u_flat[:, hs_cols[alone]] = c_sb[:, hs_sb[alone]] * fd1[:, alone]
     u_flat[:, hs_cols[~alone]] += c_sb[:, hs_sb[~alone]] * fd1[:, ~alone]
-    rho_mat.reshape(R, P * S)[:, mul_par * S + mul_sb] = rho
+    rho_mat.reshape(R, P * width)[:, mul_par * width + mul_sb] = rho
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(main > 0, main / (nu * nu), 0.0)
+    jw = jac_bins * w[:, None, :]
+    u_mat[:, :, S:] = 0.5 * jw
+    rho_mat[:, :, S:] = jac_bins
     ns = slice(nl, M)
     diag[:] = scatter(
         c_sb[:, mul_sb[ns]] * additive[:, mul_sb[ns]] * f2[:, ns_spread] * excl[:, ns],
@@ -158,6 +165,7 @@ def numpy_yields(
     shared = np.flatnonzero(hs_mul >= 0)
     t[:, shared] += 2.0 * d1[:, shared] * m[:, hs_mul[shared]]
     diag += scatter(c_sb[:, hs_sb] * t, hs_par, P)
+    diag += (jw * jac_bins).sum(axis=2)
     if n_zero is None:
         zero_q[:] = -1
         zero_value[:] = 0.0
@@ -169,14 +177,13 @@ def numpy_yields(
     zero_value[:] = np.where(single, c_sb[:, hs_sb] * d1 * m_zero[:, hs_sb], 0.0)
 
 
-def numpy_assemble(hess, fisher, diag, hess_c):
+def numpy_assemble(hess, diag, hess_c):
     """assemble() as numpy operations; see the compiled one (compiled.assemble)."""
     idx = np.arange(diag.shape[1])
-    fisher[:, idx, idx] += hess_c
     # Not in place: an in-place sum with its own transpose would copy it first.
     total = hess + hess.transpose(0, 2, 1)
-    total[:, idx, idx] = diag
-    np.add(total, fisher, out=hess)
+    total[:, idx, idx] = diag + hess_c
+    hess[:] = total
 
 
 def numpy_scale_free(hess, g, free, hs, gs, scale):
@@ -230,10 +237,11 @@ def warm_up() -> None:
             NORMSYS_CODES["code4"], none, np.zeros((1, 0)), np.zeros((1, 0)),
             np.zeros((1, 0, 6)), none, one, one, none,
             derivatives, np.empty((R, S)), np.empty((R, S)), np.empty((R, N)), np.empty(R),
-            np.empty((R, P)), np.zeros((R, P, N)), np.zeros((R, P, S)), np.zeros((R, P, S)),
+            np.empty((R, P)), np.zeros((R, P, N)), np.zeros((R, P, S + N)),
+            np.zeros((R, P, S + N)),
             np.zeros((R, P)), np.empty((R, K), dtype=i64), np.empty((R, K)),
         )  # fmt: skip
-    assemble(np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros((1, 1)))
+    assemble(np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros((1, 1)))
     ones = np.ones((1, 1))
     scale_free(
         np.ones((1, 1, 1)), ones, np.ones((1, 1), dtype=bool), np.empty((1, 1, 1)),

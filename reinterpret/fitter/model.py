@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 from scipy.special import gammaln
@@ -55,25 +56,44 @@ class InterpolationCodes:
 
 @dataclass
 class Evaluation:
-    """NLL (R,), gradient (R, P) and Hessian (R, P, P) of -log L (not twice); fisher
-    (R, P, P) is the Hessian without the second derivatives of the yields: J W J^T plus the
-    constraints, positive semi-definite (the Newton step's stand-in where the Hessian is not
-    positive definite)."""
+    """NLL (R,), gradient (R, P) and Hessian (R, P, P) of -log L (not twice). With the
+    Hessian also what fisher() needs: the yields' Jacobian per bin jac (R, P, N), the
+    Poisson weights n / nu^2 per bin (R, N) and the constraints' second derivatives
+    curvature (R, P)."""
 
     nll: np.ndarray
     grad: np.ndarray
     hess: np.ndarray | None
-    fisher: np.ndarray | None = None
+    jac: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    curvature: np.ndarray | None = None
 
     def take(self, rows: slice) -> Evaluation:
         """A view of some rows (writing to it writes to this evaluation)."""
-        hess, fisher = self.hess, self.fisher
         return Evaluation(
             self.nll[rows],
             self.grad[rows],
-            None if hess is None else hess[rows],
-            None if fisher is None else fisher[rows],
+            *(None if x is None else x[rows] for x in (self.hess, self.jac, self.weight)),
+            None if self.curvature is None else self.curvature[rows],
         )
+
+    def set_rows(self, rows: np.ndarray, other: Evaluation) -> None:
+        """Rows `rows` of this evaluation become other's rows (all of them, in order)."""
+        self.nll[rows], self.grad[rows] = other.nll, other.grad
+        for name in ("hess", "jac", "weight", "curvature"):
+            mine = getattr(self, name)
+            if mine is not None:
+                mine[rows] = getattr(other, name)
+
+    def fisher(self, rows: np.ndarray) -> np.ndarray:
+        """The Hessian of the given rows without the second derivatives of the yields:
+        J W J^T plus the constraints, positive semi-definite (K, P, P): the Newton step's
+        stand-in where the Hessian is not positive definite, computed only for those rows."""
+        jac = self.jac[rows]
+        out = np.matmul(jac * self.weight[rows][:, None, :], jac.transpose(0, 2, 1))
+        idx = np.arange(out.shape[1])
+        out[:, idx, idx] += self.curvature[rows]
+        return out
 
 
 @dataclass
@@ -81,8 +101,9 @@ class _Yields:
     """What the compiled kernel (kernel.yields) returns for R rows: A and F per sample-bin
     (R, S), expected yields per bin nu (R, N), the Poisson part of -log L (R,); with
     derivatives the Poisson part's gradient (R, P), dnu/dp per bin (R, P, N), U and rho of
-    the off-diagonal second derivatives (R, P, S), their diagonal (R, P) and the terms of the
-    sample-bins with one zero factor per histosys pair (column zero_q, -1 for none; value)."""
+    the off-diagonal second derivatives (R, P, S + N: J W J^T in the last N columns), their
+    diagonal (R, P) and the terms of the sample-bins with one zero factor per histosys pair
+    (column zero_q, -1 for none; value)."""
 
     additive: np.ndarray
     factor: np.ndarray
@@ -432,15 +453,9 @@ class ModelBatch:
             self.ns_hi[b, ns_slot, cols] = hi[:, None]
             self.ns_lo[b, ns_slot, cols] = lo[:, None]
         if histosys:
-            try:
-                up = np.array([d["hi_data"] for _, d in histosys], dtype=float)
-                down = np.array([d["lo_data"] for _, d in histosys], dtype=float)
-                up.shape = down.shape = (len(hs_slot), nominal.size)
-            except ValueError:
-                raise ModelError(
-                    f"a histosys of sample {sample.name!r} in channel {sample.channel!r} does "
-                    f"not have {nominal.size} bins"
-                ) from None
+            data = [d for _, d in histosys]
+            up = _histosys_data(data, "hi_data", sample)
+            down = _histosys_data(data, "lo_data", sample)
             self.hs_up[b, hs_slot, cols] = up - nominal
             self.hs_down[b, hs_slot, cols] = nominal - down
 
@@ -497,14 +512,15 @@ class ModelBatch:
         return out
 
     def _pair_buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """U and rho (rows, P, S) for the kernel, reused from call to call (per thread): the
-        kernel writes only the entries of the (parameter, sample-bin) pairs, the same ones in
-        every call, so the rest stays zero. Zeroing two such arrays afresh for every block of
-        rows cost 1lbb about 30 us per row (they are twice 130 kB per row)."""
+        """U and rho (rows, P, S + N) for the kernel, reused from call to call (per thread):
+        of the first S columns the kernel writes only the entries of the (parameter,
+        sample-bin) pairs, the same ones in every call, so the rest stays zero (the last N
+        it writes whole). Zeroing two such arrays afresh for every block of rows cost 1lbb
+        about 30 us per row (they are twice 130 kB per row)."""
         key = threading.get_ident()
         held = self._buffers.get(key)
         if held is None or held[0].shape[0] < rows:
-            shape = (max(rows, self.tile_rows), self.npars, self.nsb)
+            shape = (max(rows, self.tile_rows), self.npars, self.nsb + self.nbins)
             held = self._buffers[key] = (np.zeros(shape), np.zeros(shape))
         return held[0][:rows], held[1][:rows]
 
@@ -527,12 +543,12 @@ class ModelBatch:
         """-log L with gradient and (optionally) Hessian for parameter rows theta (R, P),
         in blocks of tile_rows rows written into one result; see _evaluate."""
         R, P = theta.shape
-        out = Evaluation(
-            np.empty(R),
-            np.empty((R, P)),
-            np.empty((R, P, P)) if hessian else None,
-            np.empty((R, P, P)) if hessian else None,
-        )
+        out = Evaluation(np.empty(R), np.empty((R, P)), None)
+        if hessian:
+            out.hess = np.empty((R, P, P))
+            out.jac = np.empty((R, P, self.nbins))
+            out.weight = np.empty((R, self.nbins))
+            out.curvature = np.empty((R, P))
         for t in self._tiles(R):
             self._evaluate(theta[t], rows[t], main[t], aux[t], out.take(t))
         return out
@@ -563,24 +579,24 @@ class ModelBatch:
         np.add(y.grad, grad_c, out=out.grad)
         if not hessian:
             return
-        nu = y.nu
+        # What fisher() needs, should a row's Hessian not be positive definite.
+        out.jac[:] = y.jac_bins
         with np.errstate(divide="ignore", invalid="ignore"):
-            weight = np.where(main > 0, main / (nu * nu), 0.0)
-        fisher = np.matmul(
-            y.jac_bins * weight[:, None, :], y.jac_bins.transpose(0, 2, 1), out=out.fisher
-        )
+            out.weight[:] = np.where(main > 0, main / (y.nu * y.nu), 0.0)
+        out.curvature[:] = hess_c
         # Second derivatives contracted with c = 1 - n/nu, off the diagonal, as U rho^T plus
         # its transpose with U = c (A' F + A m / 2): A' F rho_q = A' m_q where g_q != 0. In a
         # sample-bin with exactly one zero factor only one of m_p rho_q, m_q rho_p survives,
         # so there it counts whole; the A' m terms against the zero factor are added apart.
-        # U rho^T goes straight into the result, which assemble() completes in place (the
-        # transpose, fisher, the diagonal) in one pass.
+        # U and rho carry w J / 2 and J in N more columns, so that the same product holds
+        # J W J^T too (see compiled.yields). It goes straight into the result, which
+        # assemble() completes in place (the transpose, the diagonal) in one pass.
         second = np.matmul(y.u, y.rho.transpose(0, 2, 1), out=out.hess)
         has_zero = y.zero_q >= 0
         if has_zero.any():
             r, k = np.nonzero(has_zero)
             np.add.at(second, (r, self.hs_par[k], y.zero_q[r, k]), y.zero_value[r, k])
-        kernel.assemble(second, fisher, y.diag, hess_c)
+        kernel.assemble(second, y.diag, hess_c)
 
     def nll(self, theta: np.ndarray, rows: np.ndarray, main: np.ndarray, aux: np.ndarray):
         """-log L only (R,), for line searches (in blocks of tile_rows rows)."""
@@ -675,6 +691,24 @@ class ModelBatch:
             grad[:, cols] += np.where(poisson, p_grad, 0.0)
             hess[:, cols] += np.where(poisson, p_hess, 0.0)
         return nll, grad, hess
+
+
+def _histosys_data(data: list, key: str, sample) -> np.ndarray:
+    """The key ("hi_data" or "lo_data") lists of a sample's histosys modifiers' data as one
+    (modifiers, bins) float array: read end to end (np.fromiter), three times faster than
+    np.array of the nested lists; ModelError where a list has another length than the
+    sample's nominal."""
+    n = len(sample.nominal)
+    lists = [d[key] for d in data]
+    try:
+        if set(map(len, lists)) == {n}:
+            flat = np.fromiter(chain.from_iterable(lists), dtype=float, count=len(lists) * n)
+            return flat.reshape(len(lists), n)
+    except (TypeError, ValueError):
+        pass
+    raise ModelError(
+        f"a histosys of sample {sample.name!r} in channel {sample.channel!r} does not have {n} bins"
+    )
 
 
 def _code4_by_column(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

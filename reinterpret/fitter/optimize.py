@@ -277,9 +277,7 @@ def minimize(
                 first=0.5,
             )
             redo = model.evaluate(cand[back], r[back], m[back], a[back])
-            trial.nll[back], trial.grad[back], trial.hess[back] = redo.nll, redo.grad, redo.hess
-            if trial.fisher is not None:
-                trial.fisher[back] = redo.fisher
+            trial.set_rows(back, redo)
         change = f0 - trial.nll
         tiny = (change <= 1e-12 * np.maximum(1.0, np.abs(f0))) & (
             np.abs(cand - th).max(axis=1) <= 1e-6
@@ -418,7 +416,7 @@ class _Chord:
 
 def _newton_step(
     hess: np.ndarray,
-    fisher: np.ndarray | None,
+    fisher,
     g: np.ndarray,
     free: np.ndarray,
     chord_below: float = 0.0,
@@ -427,8 +425,9 @@ def _newton_step(
     """Newton step restricted to free parameters, with a positive-definite stand-in for the
     Hessian where it is not positive definite.
 
-    The stand-in (fisher) is the Hessian without the yields' second derivatives, i.e. the
-    Fisher-like J W J^T plus the constraints, which is positive semi-definite and costs one
+    The stand-in (fisher: an array (R, P, P), or a function of the rows that need it such as
+    Evaluation.fisher, or None) is the Hessian without the yields' second derivatives, i.e.
+    the Fisher-like J W J^T plus the constraints, which is positive semi-definite and costs one
     more Cholesky factorisation; only rows where even that fails get an eigendecomposition
     with |eigenvalues| floored. Rows and columns are Jacobi-scaled first so that wildly
     different parameter scales (a Poisson constraint with tau ~ 1e11 beside a signal
@@ -447,7 +446,8 @@ def _newton_step(
     indefinite = np.flatnonzero(~ok)
     if fisher is not None:
         bad = indefinite
-        s2, d2, ok2, _ = _scaled_newton(fisher[bad], g[bad], free[bad])
+        stand_in = fisher(bad) if callable(fisher) else fisher[bad]
+        s2, d2, ok2, _ = _scaled_newton(stand_in, g[bad], free[bad])
         fixed_up = bad[ok2]
         step[fixed_up], decrement[fixed_up], ok[fixed_up] = s2[ok2], d2[ok2], True
     if not ok.all():
