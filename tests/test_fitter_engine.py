@@ -297,3 +297,39 @@ def test_fits_finished_without_a_last_hessian_reach_the_same_minimum(monkeypatch
     near = fits[1e-4, True].hessian
     size = np.linalg.norm(exact, axis=(1, 2))
     assert np.all(np.linalg.norm(near - exact, axis=(1, 2)) <= 0.05 * size)
+
+
+def test_the_poi_error_by_cholesky_where_positive_definite_and_by_lu_elsewhere():
+    """mu_hat's error is sqrt((H_ff^-1)_poi,poi) over the free parameters: by the Newton
+    step's Cholesky factorisation where H_ff is positive definite, by an LU solve where it is
+    not (an indefinite Hessian can still give a positive variance), None-worthy (NaN) where
+    the variance is not positive."""
+    from reinterpret.fitter import compile_models
+    from reinterpret.fitter.infer import poi_sigma
+    from reinterpret.fitter.optimize import FitOutcome
+    from tests.test_fitter_random import random_workspace
+
+    ws = random_workspace(0)
+    model = compile_models([ws, ws, ws])
+    P, poi = model.npars, model.poi_index
+    free = ~model.fixed[0]
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(P, P))
+    spd = a @ a.T + P * np.eye(P)
+    other = int(np.flatnonzero(free & (np.arange(P) != poi))[0])
+    indefinite = spd.copy()
+    indefinite[other, other] = -5.0 * P  # one negative direction, away from the POI
+    negative = -spd  # every variance negative
+    fit = FitOutcome(
+        np.zeros((3, P)), np.zeros(3), np.ones(3, dtype=bool), np.zeros(3, dtype=int),
+        np.zeros(3), [""] * 3, hessian=np.stack([spd, indefinite, negative]),
+    )  # fmt: skip
+    got = poi_sigma(model, fit)
+    f = np.flatnonzero(free)
+    at = int(np.searchsorted(f, poi))
+    for r, h in enumerate((spd, indefinite)):
+        var = np.linalg.inv(h[np.ix_(f, f)])[at, at]
+        assert var > 0
+        assert got[r] == pytest.approx(np.sqrt(var), rel=1e-10)
+    assert np.linalg.eigvalsh(indefinite[np.ix_(f, f)])[0] < 0
+    assert np.isnan(got[2])

@@ -9,7 +9,13 @@ import numpy as np
 from reinterpret.fitter import asymptotics, starts
 from reinterpret.fitter.errors import FitterError
 from reinterpret.fitter.model import ModelBatch
-from reinterpret.fitter.optimize import FitOptions, FitOutcome, free_parameters, minimize
+from reinterpret.fitter.optimize import (
+    FitOptions,
+    FitOutcome,
+    free_parameters,
+    minimize,
+    solve_free,
+)
 from reinterpret.fitter.results import PointResult, limit_fields
 
 ENGINE_VERSION = "1.0.0"
@@ -332,14 +338,17 @@ def poi_sigma(model: ModelBatch, fit: FitOutcome) -> np.ndarray:
         return np.full(R, np.nan)
     free = ~model.fixed
     hess = fit.hessian
-    eye = np.broadcast_to(np.eye(hess.shape[1], dtype=bool), hess.shape)
-    system = np.where(free[:, :, None] & free[:, None, :], hess, np.where(eye, 1.0, 0.0))
     unit = np.zeros(hess.shape[:2])
     unit[:, poi] = 1.0
-    var = np.full(R, np.nan)
-    for b in range(R):  # one by one: a singular Hessian leaves only its own row without one
+    # Through the Newton step's Cholesky factorisation where the free block is positive
+    # definite (a minimum: nearly always), by an LU solve of the rest one by one (a singular
+    # Hessian leaves only its own row without a variance).
+    x, ok = solve_free(hess, unit, free)
+    var = np.where(ok, x[:, poi], np.nan)
+    for b in np.flatnonzero(~ok & free[:, poi]):
+        system = np.where(free[b, :, None] & free[b, None, :], hess[b], np.eye(hess.shape[1]))
         try:
-            var[b] = np.linalg.solve(system[b], unit[b])[poi]
+            var[b] = np.linalg.solve(system, unit[b])[poi]
         except np.linalg.LinAlgError:
             continue
     with np.errstate(invalid="ignore"):
