@@ -224,12 +224,17 @@ def test_a_histosys_with_the_wrong_number_of_bins_is_refused():
     "codes", [("code4", "code4p"), ("code0", "code0"), ("code1", "code4p")], ids=str
 )
 @pytest.mark.parametrize("seed", range(4))
-def test_moved_rows_have_the_likelihood_computed_in_full(seed, codes):
+@pytest.mark.parametrize("which", ["numba", "numpy"])
+def test_moved_rows_have_the_likelihood_computed_in_full(monkeypatch, which, seed, codes):
     """nll_moved (the mirrored-start probes) equals nll at the moved points: several moved
-    rows per base row, moves across 0 and beyond +-1, a linear parameter moved (in full)."""
-    from reinterpret.fitter import compile_models
+    rows per base row, moves across 0 and beyond +-1, a linear parameter moved (in full);
+    with the compiled kernel.moved and with its numpy twin."""
+    from reinterpret.fitter import compile_models, kernel
     from reinterpret.fitter.model import InterpolationCodes
     from tests.test_fitter_random import random_workspace
+
+    if which == "numpy":
+        monkeypatch.setattr(kernel, "moved", kernel.numpy_moved)
 
     model = compile_models([random_workspace(seed)], codes=InterpolationCodes(*codes))
     rng = np.random.default_rng(seed)

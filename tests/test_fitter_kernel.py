@@ -177,10 +177,13 @@ def test_the_compiled_and_numpy_scalings_agree_bit_for_bit():
 
 def test_the_numpy_kernel_is_chosen_when_asked(monkeypatch):
     monkeypatch.setenv("HEPSTORE_FITTER_KERNEL", "numpy")
-    numpy_kernel = (kernel.numpy_yields, kernel.numpy_assemble, kernel.numpy_scale_free)
+    numpy_kernel = (
+        kernel.numpy_yields, kernel.numpy_moved, kernel.numpy_assemble, kernel.numpy_scale_free,
+    )  # fmt: skip
     assert kernel._select() == (*numpy_kernel, "numpy")
     monkeypatch.delenv("HEPSTORE_FITTER_KERNEL")
-    assert kernel._select() == (compiled.yields, compiled.assemble, compiled.scale_free, "numba")
+    compiled_kernel = (compiled.yields, compiled.moved, compiled.assemble, compiled.scale_free)
+    assert kernel._select() == (*compiled_kernel, "numba")
 
 
 def test_the_warm_up_compiles_what_the_fits_use():
@@ -190,7 +193,7 @@ def test_the_warm_up_compiles_what_the_fits_use():
     from tests.test_fitter_random import random_workspace
 
     kernel.warm_up()
-    functions = (compiled.yields, compiled.assemble, compiled.scale_free)
+    functions = (compiled.yields, compiled.moved, compiled.assemble, compiled.scale_free)
     before = [set(f.signatures) for f in functions]
     assert all(before)
     hypotest(compile_models([random_workspace(0)]))
@@ -206,6 +209,7 @@ def test_a_whole_hypothesis_test_agrees_on_either_kernel(monkeypatch):
     (fast,) = hypotest(model, options)
     monkeypatch.setattr(kernel, "yields", kernel.numpy_yields)
     monkeypatch.setattr(kernel, "assemble", kernel.numpy_assemble)
+    monkeypatch.setattr(kernel, "moved", kernel.numpy_moved)
     monkeypatch.setattr(kernel, "scale_free", kernel.numpy_scale_free)
     (plain,) = hypotest(model, options)
     assert fast.converged and plain.converged

@@ -327,6 +327,41 @@ def yields(
 
 
 @njit(cache=True, error_model="numpy")
+def moved(
+    theta, th0, model_rows, additive, factor, full,
+    ns_k, ns_j, ns_code, ns_par, ns_sb, ns_hi, ns_lo, u_coef, ns_spread,
+    hs_k, hs_j, hs_code, hs_par, hs_sb, hs_up, hs_down,
+):  # fmt: skip
+    """The yields of rows theta (K, P) moved from th0 in a few normsys and histosys
+    parameters, from those at th0 (additive, factor (K, S), updated in place): for each
+    normsys pair (row ns_k, pair ns_j) the factor times the ratio of the new to the old
+    factor, for each histosys pair (hs_k, hs_j) the additive part plus the change of the
+    shift. A row whose old factor is zero or whose ratio is not finite is marked in full
+    (its factor is left alone; it is to be evaluated from scratch)."""
+    for i in range(ns_k.size):
+        k = ns_k[i]
+        j = ns_j[i]
+        b = model_rows[k]
+        p = ns_par[j]
+        u = ns_spread[j]
+        f_new = _normsys(ns_code, theta[k, p], ns_hi[b, j], ns_lo[b, j], u_coef, b, u)[0]
+        f_old = _normsys(ns_code, th0[k, p], ns_hi[b, j], ns_lo[b, j], u_coef, b, u)[0]
+        ratio = f_new / f_old
+        if f_old != 0.0 and math.isfinite(ratio):
+            factor[k, ns_sb[j]] *= ratio
+        else:
+            full[k] = True
+    for i in range(hs_k.size):
+        k = hs_k[i]
+        j = hs_j[i]
+        b = model_rows[k]
+        p = hs_par[j]
+        new = _histosys(hs_code, theta[k, p], hs_up[b, j], hs_down[b, j])[0]
+        old = _histosys(hs_code, th0[k, p], hs_up[b, j], hs_down[b, j])[0]
+        additive[k, hs_sb[j]] += new - old
+
+
+@njit(cache=True, error_model="numpy")
 def assemble(hess, diag, hess_c):
     """The Hessian of each row in place, in one pass: hess (R, P, P) holds the product
     U rho^T on entry (see yields) and, on exit, that product plus its transpose off the

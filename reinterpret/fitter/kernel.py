@@ -1,11 +1,13 @@
 """The core of the batched likelihood, yields(): for rows of parameters, the yields and, with
-derivatives, what the gradient and Hessian of -log L need (see ModelBatch._evaluate); and
-assemble(), which puts the Hessian together from those parts in one pass; and scale_free(),
-the Jacobi scaling of the Hessians' free blocks that every Newton step factorises.
+derivatives, what the gradient and Hessian of -log L need (see ModelBatch._evaluate);
+moved(), the yields of rows moved in a few normsys and histosys parameters from those at
+another row (ModelBatch.nll_moved); assemble(), which puts the Hessian together from those
+parts in one pass; and scale_free(), the Jacobi scaling of the Hessians' free blocks that
+every Newton step factorises.
 
-Two implementations of each with one signature: compiled.yields and compiled.assemble
-(numba; yields visits each (parameter, sample-bin) pair once per row) and numpy_yields and
-numpy_assemble below (the same arithmetic as whole-array numpy operations). The compiled ones
+Two implementations of each with one signature: compiled.yields, compiled.moved, ... (numba;
+yields visits each (parameter, sample-bin) pair once per row) and numpy_yields,
+numpy_moved, ... below (the same arithmetic as whole-array numpy operations). The compiled ones
 are used where numba can be imported; the numpy ones are the fallback, and
 HEPSTORE_FITTER_KERNEL=numpy selects them. Both are tested to agree.
 
@@ -177,6 +179,37 @@ def numpy_yields(
     zero_value[:] = np.where(single, c_sb[:, hs_sb] * d1 * m_zero[:, hs_sb], 0.0)
 
 
+def numpy_moved(
+    theta, th0, model_rows, additive, factor, full,
+    ns_k, ns_j, ns_code, ns_par, ns_sb, ns_hi, ns_lo, u_coef, ns_spread,
+    hs_k, hs_j, hs_code, hs_par, hs_sb, hs_up, hs_down,
+):  # fmt: skip
+    """moved() as numpy operations; see the compiled one (compiled.moved)."""
+    if ns_k.size:
+        m = model_rows[ns_k]
+        new, old = theta[ns_k, ns_par[ns_j]], th0[ns_k, ns_par[ns_j]]
+        hi, lo = ns_hi[m, ns_j], ns_lo[m, ns_j]
+        code = _NORMSYS_NAMES[ns_code]
+        c = np.moveaxis(u_coef[m, ns_spread[ns_j]], -1, 0) if code == "code4" else None
+        f_new = interpolation.multiplicative(code, new, hi, lo, c)[0]
+        f_old = interpolation.multiplicative(code, old, hi, lo, c)[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = f_new / f_old
+        bad = ~(np.isfinite(ratio) & (f_old != 0.0))
+        full[ns_k[bad]] = True
+        np.multiply.at(factor, (ns_k, ns_sb[ns_j]), np.where(bad, 1.0, ratio))
+    if hs_k.size:
+        m = model_rows[hs_k]
+        up, down = hs_up[m, hs_j], hs_down[m, hs_j]
+        new, old = theta[hs_k, hs_par[hs_j]], th0[hs_k, hs_par[hs_j]]
+        code = _HISTOSYS_NAMES[hs_code]
+        shift = (
+            interpolation.additive(code, new, up, down)[0]
+            - interpolation.additive(code, old, up, down)[0]
+        )
+        np.add.at(additive, (hs_k, hs_sb[hs_j]), shift)
+
+
 def numpy_assemble(hess, diag, hess_c):
     """assemble() as numpy operations; see the compiled one (compiled.assemble)."""
     idx = np.arange(diag.shape[1])
@@ -207,15 +240,15 @@ def numpy_scale_free(hess, g, free, hs, gs, scale):
 
 def _select():
     if os.environ.get("HEPSTORE_FITTER_KERNEL", "numba") == "numpy":
-        return numpy_yields, numpy_assemble, numpy_scale_free, "numpy"
+        return numpy_yields, numpy_moved, numpy_assemble, numpy_scale_free, "numpy"
     try:
         from reinterpret.fitter import compiled
     except ImportError:
-        return numpy_yields, numpy_assemble, numpy_scale_free, "numpy"
-    return compiled.yields, compiled.assemble, compiled.scale_free, "numba"
+        return numpy_yields, numpy_moved, numpy_assemble, numpy_scale_free, "numpy"
+    return compiled.yields, compiled.moved, compiled.assemble, compiled.scale_free, "numba"
 
 
-yields, assemble, scale_free, NAME = _select()
+yields, moved, assemble, scale_free, NAME = _select()
 _warm = False
 
 
@@ -241,6 +274,12 @@ def warm_up() -> None:
             np.zeros((R, P, S + N)),
             np.zeros((R, P)), np.empty((R, K), dtype=i64), np.empty((R, K)),
         )  # fmt: skip
+    f1 = np.zeros((1, 1))
+    moved(
+        np.zeros((1, 1)), np.zeros((1, 1)), one, np.ones((1, 1)), np.ones((1, 1)),
+        np.zeros(1, dtype=bool), none, none, NORMSYS_CODES["code4"], none, none, f1, f1,
+        np.zeros((1, 1, 6)), none, none, none, HISTOSYS_CODES["code4p"], none, none, f1, f1,
+    )  # fmt: skip
     assemble(np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros((1, 1)))
     ones = np.ones((1, 1))
     scale_free(

@@ -637,35 +637,15 @@ class ModelBatch:
         additive, factor = y.additive, y.factor
         A, F = additive[local], factor[local]
         rows_moved, pars_moved = np.nonzero(moved)
-        kk, jj = _pairs_of(rows_moved, pars_moved, *self.ns_by_par)
-        if kk.size:
-            m = model_rows[kk]
-            new, old = theta[kk, self.ns_par[jj]], th0[kk, self.ns_par[jj]]
-            hi, lo = self.ns_hi[m, jj], self.ns_lo[m, jj]
-            c = (
-                np.moveaxis(self.ns_unique_coef[m, self.ns_spread[jj]], -1, 0)
-                if self.codes.normsys == "code4"
-                else None
-            )
-            code = self.codes.normsys
-            f_new = interpolation.multiplicative(code, new, hi, lo, c)[0]
-            f_old = interpolation.multiplicative(code, old, hi, lo, c)[0]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = f_new / f_old
-            bad = ~(np.isfinite(ratio) & (f_old != 0.0))
-            full[kk[bad]] = True
-            np.multiply.at(F, (kk, self.ns_sb[jj]), np.where(bad, 1.0, ratio))
-        kk, jj = _pairs_of(rows_moved, pars_moved, *self.hs_by_par)
-        if kk.size:
-            m = model_rows[kk]
-            up, down = self.hs_up[m, jj], self.hs_down[m, jj]
-            new, old = theta[kk, self.hs_par[jj]], th0[kk, self.hs_par[jj]]
-            code = self.codes.histosys
-            shift = (
-                interpolation.additive(code, new, up, down)[0]
-                - interpolation.additive(code, old, up, down)[0]
-            )
-            np.add.at(A, (kk, self.hs_sb[jj]), shift)
+        ns_k, ns_j = _pairs_of(rows_moved, pars_moved, *self.ns_by_par)
+        hs_k, hs_j = _pairs_of(rows_moved, pars_moved, *self.hs_by_par)
+        kernel.moved(
+            np.ascontiguousarray(theta, dtype=float), th0,
+            np.ascontiguousarray(model_rows, dtype=np.int64), A, F, full,
+            ns_k, ns_j, self._ns_code, self.ns_par, self.ns_sb, self.ns_hi, self.ns_lo,
+            self.ns_unique_coef, self.ns_spread,
+            hs_k, hs_j, self._hs_code, self.hs_par, self.hs_sb, self.hs_up, self.hs_down,
+        )  # fmt: skip
         nu = (A * F) @ self.sum_to_bins
         out[:] = kernel.poisson_nll(nu, k_main) + self._constraints(theta, model_rows, k_aux)[0]
         if full.any():
