@@ -255,7 +255,10 @@ def test_moved_rows_have_the_likelihood_computed_in_full(monkeypatch, which, see
     assert np.allclose(moved, direct, rtol=1e-12, atol=1e-10)
 
 
-@pytest.mark.parametrize("seed", range(4))
+# Workspace 2 of the generator has a flat direction at its minimum (the smallest eigenvalue
+# of the scaled free Hessian is 0 up to rounding): whether LAPACK's Cholesky factorisation
+# accepts it depends on the build, and only a positive-definite Hessian is a chord's.
+@pytest.mark.parametrize("seed", [0, 1, 3, 4])
 def test_fits_finished_without_a_last_hessian_reach_the_same_minimum(monkeypatch, seed):
     """Rows near their minimum are checked at the next point with the last Hessian (chord,
     CHORD_DECREMENT): the same minimum as full Newton iterations to the end, converged, and
@@ -298,6 +301,10 @@ def test_fits_finished_without_a_last_hessian_reach_the_same_minimum(monkeypatch
         assert np.allclose(fit.nll, plain.nll, rtol=0, atol=1e-8)
         assert np.allclose(fit.theta, plain.theta, rtol=0, atol=1e-3)
     exact = evaluate(model, fits[1e-4, False].theta, rows, main, aux).hess
+    free = ~model.fixed[0]
+    scale = np.sqrt(np.diagonal(exact, axis1=1, axis2=2)[:, free])
+    scaled = exact[:, free][:, :, free] / scale[:, :, None] / scale[:, None, :]
+    assert np.linalg.eigvalsh(scaled)[:, 0].min() > 1e-3, "the premise: a strict minimum"
     assert np.allclose(fits[1e-4, False].hessian, exact, rtol=1e-12, atol=1e-12)
     near = fits[1e-4, True].hessian
     size = np.linalg.norm(exact, axis=(1, 2))
