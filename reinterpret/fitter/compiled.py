@@ -144,7 +144,7 @@ def yields(
     lin_par, lin_sb, lin_on,
     ns_code, u_par, u_hi, u_lo, u_coef, ns_spread, mul_par, mul_sb, hs_mul,
     derivatives, additive, factor, nu, nll, grad, jac_bins, u_mat, rho_mat, diag, zero_q,
-    zero_value,
+    zero_value, weight,
 ):  # fmt: skip
     """For each row r (model rows[r], parameters theta[r]): additive (A) and factor (F) per
     sample-bin, expected yields nu per bin and the Poisson part of -log L (nll). With
@@ -153,11 +153,11 @@ def yields(
     second-derivative term; and, for histosys pairs in a sample-bin whose factor product has
     exactly one zero factor, the column q of that factor (zero_q, -1 elsewhere) and the term
     c A' m_q (zero_value). U and rho are (R, P, S + nbins): their last nbins columns hold
-    w J / 2 and J (w = n / nu^2 per bin), so that U rho^T plus its transpose is the whole
-    off-diagonal Hessian of the Poisson part, J W J^T included (whose diagonal is added to
-    diag). Of the first S columns only the pairs' entries are written: away from them U and
-    rho must be zero on entry (the same entries in every row and call, so the caller can
-    reuse one zeroed buffer)."""
+    w J / 2 and J (w = n / nu^2 per bin, also written to weight), so that U rho^T plus its
+    transpose is the whole off-diagonal Hessian of the Poisson part, J W J^T included (whose
+    diagonal is added to diag). Of the first S columns only the pairs' entries are written:
+    away from them U and rho must be zero on entry (the same entries in every row and call,
+    so the caller can reuse one zeroed buffer)."""
     R = theta.shape[0]
     S = nominal.shape[1]
     K = hs_par.size
@@ -319,6 +319,7 @@ def yields(
         for n in range(nbins):
             x = main[r, n]
             w = x / (nu_r[n] * nu_r[n]) if x > 0.0 else 0.0
+            weight[r, n] = w
             for p in range(G.size):
                 jw = J[p, n] * w
                 Um[p, S + n] = 0.5 * jw

@@ -23,7 +23,8 @@ besides the yields and -log L); and the outputs, written in place: additive, fac
 entry); with HESSIAN also u, rho (R, P, S + N), whose first S columns are written only at the
 pairs' entries and zero on entry everywhere else (a zeroed buffer can serve call after call),
 whose last N columns carry J W J^T into the product U rho^T (see compiled.yields), diag (R, P)
-(zero on entry), zero_q, zero_value (R, K) (below HESSIAN these may be empty stand-ins).
+(zero on entry), zero_q, zero_value (R, K) and weight (R, N), the Poisson weights n / nu^2
+per bin (below HESSIAN these may be empty stand-ins).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def numpy_yields(
     lin_par, lin_sb, lin_on,
     ns_code, u_par, u_hi, u_lo, u_coef, ns_spread, mul_par, mul_sb, hs_mul,
     derivatives, additive, factor, nu, nll, grad, jac_bins, u_mat, rho_mat, diag, zero_q,
-    zero_value,
+    zero_value, weight,
 ):  # fmt: skip
     """yields() as whole-array numpy operations; see the module docstring."""
     R, P = theta.shape
@@ -153,8 +154,8 @@ def numpy_yields(
     u_flat[:, hs_cols[~alone]] += c_sb[:, hs_sb[~alone]] * fd1[:, ~alone]
     rho_mat.reshape(R, P * width)[:, mul_par * width + mul_sb] = rho
     with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(main > 0, main / (nu * nu), 0.0)
-    jw = jac_bins * w[:, None, :]
+        weight[:] = np.where(main > 0, main / (nu * nu), 0.0)
+    jw = jac_bins * weight[:, None, :]
     u_mat[:, :, S:] = 0.5 * jw
     rho_mat[:, :, S:] = jac_bins
     ns = slice(nl, M)
@@ -272,7 +273,7 @@ def warm_up() -> None:
             derivatives, np.empty((R, S)), np.empty((R, S)), np.empty((R, N)), np.empty(R),
             np.empty((R, P)), np.zeros((R, P, N)), np.zeros((R, P, S + N)),
             np.zeros((R, P, S + N)),
-            np.zeros((R, P)), np.empty((R, K), dtype=i64), np.empty((R, K)),
+            np.zeros((R, P)), np.empty((R, K), dtype=i64), np.empty((R, K)), np.empty((R, N)),
         )  # fmt: skip
     f1 = np.zeros((1, 1))
     moved(

@@ -102,8 +102,8 @@ class _Yields:
     (R, S), expected yields per bin nu (R, N), the Poisson part of -log L (R,); with
     derivatives the Poisson part's gradient (R, P), dnu/dp per bin (R, P, N), U and rho of
     the off-diagonal second derivatives (R, P, S + N: J W J^T in the last N columns), their
-    diagonal (R, P) and the terms of the sample-bins with one zero factor per histosys pair
-    (column zero_q, -1 for none; value)."""
+    diagonal (R, P), the terms of the sample-bins with one zero factor per histosys pair
+    (column zero_q, -1 for none; value) and the Poisson weights n / nu^2 per bin (R, N)."""
 
     additive: np.ndarray
     factor: np.ndarray
@@ -116,6 +116,7 @@ class _Yields:
     diag: np.ndarray | None = None
     zero_q: np.ndarray | None = None
     zero_value: np.ndarray | None = None
+    weight: np.ndarray | None = None
 
 
 class ModelBatch:
@@ -390,6 +391,7 @@ class ModelBatch:
             np.empty((0, 0)),
             np.empty((0, 0), dtype=np.int64),
             np.empty((0, 0)),
+            np.empty((0, 0)),
         )
 
     def _fill_parameter(self, rows: np.ndarray, sl: slice, par: ParameterSpec) -> None:
@@ -498,7 +500,11 @@ class ModelBatch:
             out.diag = np.zeros((R, P2))
             out.zero_q = np.empty((R, K), dtype=np.int64)
             out.zero_value = np.empty((R, K))
-            extra = (out.grad, out.jac_bins, out.u, out.rho, out.diag, out.zero_q, out.zero_value)
+            out.weight = np.empty((R, N) if hessian else (0, 0))
+            extra = (
+                out.grad, out.jac_bins, out.u, out.rho, out.diag, out.zero_q, out.zero_value,
+                out.weight,
+            )  # fmt: skip
         else:
             extra = self._no_derivatives
         kernel.yields(
@@ -581,8 +587,7 @@ class ModelBatch:
             return
         # What fisher() needs, should a row's Hessian not be positive definite.
         out.jac[:] = y.jac_bins
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out.weight[:] = np.where(main > 0, main / (y.nu * y.nu), 0.0)
+        out.weight[:] = y.weight
         out.curvature[:] = hess_c
         # Second derivatives contracted with c = 1 - n/nu, off the diagonal, as U rho^T plus
         # its transpose with U = c (A' F + A m / 2): A' F rho_q = A' m_q where g_q != 0. In a
