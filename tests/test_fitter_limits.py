@@ -172,3 +172,60 @@ def test_a_warm_start_where_the_likelihood_is_not_finite_is_fitted_again_from_th
     assert len(checked) == 6
     for cls, level in checked:
         assert cls == pytest.approx(level, rel=2e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_the_residuals_second_derivative_comes_from_the_profile_curvature(seed):
+    """Each root's residual r(mu) (sqrt(q_A) minus its target; log level - log CLs for the
+    observed curve) has a second derivative computed from the curvatures of the profile
+    likelihoods (H_mu,mu minus its Schur complement over the free parameters, from the
+    fits' Hessians): it agrees with the difference quotient of r's slopes from fits at
+    mu -+ h, and the second-order step it gives lands nearer the root than Newton's."""
+    from reinterpret.fitter import limits
+    from reinterpret.fitter.infer import run_fits
+    from reinterpret.fitter.optimize import FitOptions, minimize
+
+    tight = FitOptions(tolerance=1e-15)  # slopes to rounding, for the difference quotient
+    model = compile_models([random_workspace(seed)])
+    options = InferenceOptions(upper_limit=True)
+    (result,) = hypotest(model, options)
+    fits = run_fits(model, options)
+    curves = limits._Curves(model, fits, options)
+    poi = model.poi_index
+    roots = np.arange(limits.CURVES)
+    fixed = np.repeat(model.fixed, 2, axis=0)
+    fixed[:, poi] = True
+
+    def residuals(mu):
+        start = np.stack([fits.asimov_fixed_mu.theta[0], fits.fixed_mu.theta[0]])
+        start[:, poi] = mu
+        main = np.stack([fits.asimov_main[0], model.observed[0]])
+        aux = np.stack([fits.asimov_aux[0], model.aux[0]])
+        out = minimize(model, np.zeros(2, dtype=int), main, aux, start, fixed, tight, True)
+        assert out.converged.all()
+        _, curvature = limits._profile_path(out, fixed, poi)
+        slope = out.gradient[:, poi]
+        asimov = (out.nll[0], slope[0], True, curvature[0])
+        return curves.residuals(
+            roots,
+            np.full(roots.size, mu),
+            tuple(np.full(roots.size, v) for v in asimov),
+            (out.nll[1:], slope[1:], out.converged[1:], curvature[1:]),
+        )
+
+    mu = result.mu_up_exp[2]  # where every curve's residual is defined and smooth
+    r, dr, d2r, ok, *_ = residuals(mu)
+    h = 1e-3 * mu
+    quotient = (residuals(mu + h)[1] - residuals(mu - h)[1]) / (2.0 * h)
+    assert ok.all() and np.isfinite(d2r).all()
+    assert np.abs(d2r).max() * mu * mu > 1e-2  # the curves are not straight lines
+    assert np.allclose(d2r, quotient, rtol=1e-3, atol=1e-6 / (mu * mu))
+    # From mu, the median expected curve is at its root; the others are 10-40 % away.
+    truth = np.array([result.mu_up_obs, *result.mu_up_exp])
+    newton = mu - r / dr
+    second = mu - 2.0 * r / (dr + np.sqrt(dr * dr - 2.0 * r * d2r))
+    far = np.abs(truth - mu) > 0.05 * mu
+    assert far.sum() >= 3
+    err_second, err_newton = np.abs(second - truth)[far], np.abs(newton - truth)[far]
+    assert np.all(err_second < err_newton)
+    assert err_second.sum() < 0.5 * err_newton.sum()

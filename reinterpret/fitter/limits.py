@@ -18,14 +18,20 @@ the cubic Hermite interpolant between the two evaluations that bracket its targe
 do (its own parabola otherwise); it only guesses, a root is accepted from its own
 evaluations as below. The fits at
 mu_test that the CLs already needed are the first evaluation; each next fit starts from the
-last one moved along the profile path (d theta / d mu = -H_ff^-1 H_f,mu from its Hessian). A
-Newton step that leaves the bracket known so far is replaced by a proportional (Wald) step
+last one moved along the profile path (d theta / d mu = -H_ff^-1 H_f,mu from its Hessian).
+The same Hessian gives the profile likelihood's curvature (H_mu,mu - H_mu,f H_ff^-1 H_f,mu),
+so each evaluation also gives the residual's second derivative, and the Newton step is a
+second-order one (the root of the residual's Taylor parabola) where that has a root. A
+step that leaves the bracket known so far is replaced by a proportional (Wald) step
 for an expected curve, else by bisection, or a geometric step outwards while only one side is
-known. A root is accepted when its Newton step is below TOLERANCE relative, or when the error
-of the point stepped to, predicted from the curvature seen between its last two evaluations,
-is below ACCURACY relative; and only from an evaluation whose fits were also started from the
-signal-free optimum (where the hypothesis test's own fits start), the lower minimum kept: a
-chain of warm starts can follow a valley that is not the lowest one at the limit.
+known. A root is accepted when its step is below TOLERANCE relative, or when the error of the
+point stepped to, predicted from the third derivative seen between its last two evaluations
+(the curvature for a first-order step), is below ACCURACY relative; and only from an
+evaluation whose fits were also started from the signal-free optimum (where the hypothesis
+test's own fits start), the lower minimum kept: a chain of warm starts can follow a valley
+that is not the lowest one at the limit. Those fits are asked for in the round that is
+likely to settle a root: one whose step is within NEAR or whose step's predicted error is
+within NEAR_ERROR of its root.
 """
 
 from __future__ import annotations
@@ -42,16 +48,21 @@ from reinterpret.fitter.optimize import minimize, solve_free
 MAX_ROUNDS = 60
 TOLERANCE = 1e-5
 # A Newton step of at most NEWTON_RANGE (relative) whose end point is predicted to be within
-# ACCURACY (relative) of the root settles it; one within NEAR is the last but one.
+# ACCURACY (relative) of the root settles it; one within NEAR, or whose end point is predicted
+# to be within NEAR_ERROR, is likely the last but one.
 NEWTON_RANGE = 0.05
 ACCURACY = 1e-5
 NEAR = 0.02
+NEAR_ERROR = 1e-3
 # An expected curve's next guess from the interpolated sqrt(q_A) that agrees this closely
 # (relative) with the one from its own last evaluation is likely to settle it.
 AGREE = 1e-3
 # Two fits of one root whose -log L differ by more than this ended in different minima.
 BASIN_GAP = 1e-7
 CURVES = 6
+# Relative step of the central difference that gives each residual's second derivative from
+# the quadratic models of the profile likelihoods.
+CURVATURE_STEP = 1e-4
 # Newton iterations for a root of the cubic interpolant of sqrt(q_A) (from the secant).
 HERMITE_ITERATIONS = 8
 LOG_SQRT_2PI = 0.5 * float(np.log(2.0 * np.pi))
@@ -88,10 +99,28 @@ class _Curves:
         self.options = options
 
     def residuals(self, roots, mu, asimov, data):
-        """(r, dr/dmu, fits converged, sqrt(q_A), its slope) of the given roots at mu;
-        asimov: (nll, slope, converged) of each root's Asimov fit, data: the same of its fit
-        to the data (only the observed roots' rows). r < 0 where mu is allowed (CLs above the
-        level)."""
+        """(r, dr/dmu, d2r/dmu2, fits converged, sqrt(q_A), its slope) of the given roots at
+        mu; asimov: (nll, slope, converged, curvature) of each root's Asimov fit, data: the
+        same of its fit to the data (only the observed roots' rows); curvature is that of the
+        profile likelihood (NaN where unknown). r < 0 where mu is allowed (CLs above the
+        level). d2r comes from the slopes of r at mu -+ h on the quadratic models of the two
+        profile likelihoods (NaN where a curvature is unknown)."""
+        r, dr, ok, s, ds = self._residuals(roots, mu, asimov[:3], data[:3])
+        h = CURVATURE_STEP * np.maximum(np.abs(mu), 1e-9)
+        side = []
+        for sign in (-1.0, 1.0):
+            d = sign * h
+            dobs = d[self.observed[roots]]
+            moved = [
+                (nll + slope * dd + 0.5 * c * dd * dd, slope + c * dd, conv)
+                for (nll, slope, conv, c), dd in ((asimov, d), (data, dobs))
+            ]
+            side.append(self._residuals(roots, mu + d, *moved)[1])
+        d2r = (side[1] - side[0]) / (2.0 * h)
+        return r, dr, d2r, ok, s, ds
+
+    def _residuals(self, roots, mu, asimov, data):
+        """residuals() without the second derivative (and without the curvatures)."""
         fits, poi = self.fits, self.poi
         pts = self.point[roots]
         obs = self.observed[roots]
@@ -238,12 +267,14 @@ def solve_limits(model, fits, options):
     # moves with mu (the warm start of the next fit is predicted from it).
     fixed = model.fixed.copy()
     fixed[:, poi] = True
+    a_path, a_curv = _profile_path(fits.asimov_fixed_mu, fixed, poi)
+    d_path, d_curv = _profile_path(fits.fixed_mu, fixed, poi)
     warm = _Warm(
         np.repeat(fits.asimov_fixed_mu.theta, CURVES, axis=0),
         np.repeat(fits.fixed_mu.theta, CURVES, axis=0),
         np.full(n, float(options.mu_test)),
-        np.repeat(_profile_path(fits.asimov_fixed_mu, fixed, poi), CURVES, axis=0),
-        np.repeat(_profile_path(fits.fixed_mu, fixed, poi), CURVES, axis=0),
+        np.repeat(a_path, CURVES, axis=0),
+        np.repeat(d_path, CURVES, axis=0),
     )
     lo = np.full(n, np.nan)  # the largest mu seen allowed
     hi = np.full(n, np.nan)  # the smallest mu seen excluded
@@ -254,11 +285,12 @@ def solve_limits(model, fits, options):
     every = np.arange(n)
     x = np.full(n, float(options.mu_test))
     a, f = fits.asimov_fixed_mu, fits.fixed_mu
-    r, dr, ok, s, ds = curves.residuals(
+    data_rows = point[observed]
+    r, dr, d2r, ok, s, ds = curves.residuals(
         every,
         x,
-        (a.nll[point], a.gradient[point, poi], a.converged[point]),
-        (f.nll[point[observed]], f.gradient[point[observed], poi], f.converged[point[observed]]),
+        (a.nll[point], a.gradient[point, poi], a.converged[point], a_curv[point]),
+        (f.nll[data_rows], f.gradient[data_rows, poi], f.converged[data_rows], d_curv[data_rows]),
     )
     asimov = _AsimovCurve(model, fits)
     asimov.add(np.arange(model.size), x[::CURVES], s[::CURVES], ds[::CURVES])
@@ -271,8 +303,10 @@ def solve_limits(model, fits, options):
     # two minima kept): from the round that would accept it on, so that a warm start that
     # followed a valley which is no longer the lowest one cannot settle the root.
     both = np.zeros(n, dtype=bool)
-    x_prev = np.full(n, np.nan)  # where each root was evaluated last, and its slope there
+    # Where each root was evaluated last, and the slope and curvature of its residual there.
+    x_prev = np.full(n, np.nan)
     dr_prev = np.full(n, np.nan)
+    d2r_prev = np.full(n, np.nan)
     pending = every
     for _ in range(MAX_ROUNDS + 1):
         # The expected curves' next guesses from the point's interpolated sqrt(q_A).
@@ -283,8 +317,8 @@ def solve_limits(model, fits, options):
             curves,
             pending,
             x[pending],
-            (r, dr, ok),
-            (lo, hi, lower, upper, x_prev, dr_prev),
+            (r, dr, d2r, ok),
+            (lo, hi, lower, upper, x_prev, dr_prev, d2r_prev),
             inside,
             (seed[pending], shared),
             both[pending],
@@ -299,7 +333,7 @@ def solve_limits(model, fits, options):
         inside = np.ones(pending.size, dtype=bool)
         if pending.size == 0:
             break
-        r, dr, ok, s, ds, deeper = _evaluate(
+        r, dr, d2r, ok, s, ds, deeper = _evaluate(
             model, fits, options, curves, pending, x, warm, both[pending]
         )
         # A lower minimum than the warm start's: the profile likelihood is lower than the
@@ -327,16 +361,16 @@ def _wald_guess(model, fits, options, curves) -> np.ndarray:
 
 
 def _step(curves, roots, x, residuals, bounds, inside, guesses, checked):
-    """Update the brackets of roots with their residuals (r, dr/dmu, fits converged) at x;
-    returns the next x of every root not settled, (done mask, root value, found) for all,
-    and which of those not settled are to be fitted from both starts. guesses: (seed, a
-    guess to prefer to the fallback steps where it lies inside the bracket; shared, the
-    root of the point's interpolated sqrt(q_A) for an expected curve, preferred to the
-    root's own model; NaN: none); checked: whose residuals came from both starts (only
-    those can be accepted)."""
-    r, dr, ok = residuals
+    """Update the brackets of roots with their residuals (r, dr/dmu, d2r/dmu2, fits
+    converged) at x; returns the next x of every root not settled, (done mask, root value,
+    found) for all, and which of those not settled are to be fitted from both starts.
+    guesses: (seed, a guess to prefer to the fallback steps where it lies inside the
+    bracket; shared, the root of the point's interpolated sqrt(q_A) for an expected curve,
+    preferred to the root's own model; NaN: none); checked: whose residuals came from both
+    starts (only those can be accepted)."""
+    r, dr, d2r, ok = residuals
     seed, shared = guesses
-    lo, hi, lower, upper, x_prev, dr_prev = bounds
+    lo, hi, lower, upper, x_prev, dr_prev, d2r_prev = bounds
     finite = np.isfinite(r)
     allowed = finite & (r < 0.0) & inside
     # A residual that cannot be computed counts as excluded, as CLs far below any level.
@@ -347,22 +381,36 @@ def _step(curves, roots, x, residuals, bounds, inside, guesses, checked):
     low, high = lower[roots], upper[roots]
     with np.errstate(divide="ignore", invalid="ignore"):
         newton = np.where(finite & (dr > 0.0), x - r / dr, np.nan)
+        # The second-order step: the root of r + r' d + r'' d^2 / 2 nearest to x.
+        disc = dr * dr - 2.0 * r * d2r
+        second = np.isfinite(newton) & np.isfinite(d2r) & (disc >= 0.0)
+        newton = np.where(second, x - 2.0 * r / (dr + np.sqrt(disc)), newton)
     # Inside what is known: between the bracket's ends (open) and the POI bounds (closed).
     floor = np.where(np.isfinite(b_lo), b_lo, -np.inf)
     ceiling = np.where(np.isfinite(b_hi), b_hi, np.inf)
     scale = TOLERANCE * np.maximum(np.abs(x), 1e-12)
     delta = np.abs(newton - x)
-    # The error of the point a Newton step goes to is about r'' delta^2 / (2 r'); r'' is
-    # estimated from this root's previous slope.
+    # The error of the point a Newton step goes to is about r'' delta^2 / (2 r'), r'' estimated
+    # from this root's previous slope. That of a second-order step is about r''' delta^3 /
+    # (6 r'), r''' estimated from its previous r'', plus what an error e of r'' costs, e
+    # delta^2 / (2 r'), e estimated by how far the mean of the two r'' is from the slopes'
+    # difference quotient (the Hessians of the fits can be one Newton step from the optimum).
     with np.errstate(divide="ignore", invalid="ignore"):
-        curvature = (dr - dr_prev[roots]) / (x - x_prev[roots])
-        predicted = np.abs(curvature) * delta**2 / (2.0 * dr)
+        span = x - x_prev[roots]
+        third = (d2r - d2r_prev[roots]) / span
+        curvature = (dr - dr_prev[roots]) / span
+        off = np.abs(curvature - 0.5 * (d2r + d2r_prev[roots]))
+        predicted = np.where(
+            second & np.isfinite(third),
+            (np.abs(third) * delta / 3.0 + off) * delta**2 / (2.0 * dr),
+            np.abs(curvature) * delta**2 / (2.0 * dr),
+        )
     quadratic = (
         np.isfinite(predicted)
         & (delta <= NEWTON_RANGE * np.abs(x))
         & (predicted <= ACCURACY * np.abs(x))
     )
-    x_prev[roots], dr_prev[roots] = x, dr
+    x_prev[roots], dr_prev[roots], d2r_prev[roots] = x, dr, d2r
     # Settled: a Newton step below the tolerance or whose end point is that accurate (inside
     # the bracket, give or take the tolerance, and the bounds), or a bracket narrower than it.
     step_ok = (
@@ -382,7 +430,9 @@ def _step(curves, roots, x, residuals, bounds, inside, guesses, checked):
     at_top = allowed & (x >= high)
     at_bottom = excluded & (x <= low)
     # Fitted from both starts from the evaluation that is likely to settle the root on.
-    check = ~checked & ((converged) | (delta <= NEAR * np.abs(x)))
+    check = ~checked & (
+        converged | (delta <= NEAR * np.abs(x)) | (predicted <= NEAR_ERROR * np.abs(x))
+    )
     converged &= checked
     done = converged | at_top | at_bottom
     value = np.where(converged, settled_at, np.where(at_top, high, low))
@@ -464,14 +514,19 @@ class _Warm:
         return np.concatenate([asimov, data])
 
 
-def _profile_path(fit, fixed: np.ndarray, poi: int) -> np.ndarray:
+def _profile_path(fit, fixed: np.ndarray, poi: int) -> tuple[np.ndarray, np.ndarray]:
     """d theta / d mu along the profile at fixed-POI fits with Hessians (R, P): the optimum
     of the free parameters f moves as -H_ff^-1 H_f,mu. Zero where it cannot be computed (no
-    Hessian, H_ff not positive definite: the warm start is then the last fit itself)."""
+    Hessian, H_ff not positive definite: the warm start is then the last fit itself). Also
+    the profile likelihood's curvature d2 (-log L) / d mu2 = H_mu,mu - H_mu,f H_ff^-1 H_f,mu
+    (R,), NaN where the path is not known."""
     if fit.hessian is None:
-        return np.zeros_like(fit.theta)
-    path, _ = solve_free(fit.hessian, -fit.hessian[:, :, poi], ~fixed)
-    return np.where(np.isfinite(path), path, 0.0)
+        return np.zeros_like(fit.theta), np.full(fit.theta.shape[0], np.nan)
+    path, ok = solve_free(fit.hessian, -fit.hessian[:, :, poi], ~fixed)
+    ok &= np.isfinite(path).all(axis=1)
+    path = np.where(ok[:, None], path, 0.0)
+    curvature = fit.hessian[:, poi, poi] + np.einsum("rp,rp->r", fit.hessian[:, poi, :], path)
+    return path, np.where(ok, curvature, np.nan)
 
 
 def _evaluate(model, fits, options, curves, roots, x, warm, both):
@@ -524,7 +579,7 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
         apart = ~(out.nll[extra] >= out_first - BASIN_GAP)
         deeper[which[extra[apart]]] = True
     out = out.take(slice(0, k))
-    path = _profile_path(out, fixed[:k], poi)
+    path, curvature = _profile_path(out, fixed[:k], poi)
     k = pts.size
     warm.asimov[roots] = out.theta[:k]
     warm.data[roots[obs]] = out.theta[k:]
@@ -536,8 +591,8 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
         *curves.residuals(
             roots,
             mu,
-            (out.nll[:k], slope[:k], out.converged[:k]),
-            (out.nll[k:], slope[k:], out.converged[k:]),
+            (out.nll[:k], slope[:k], out.converged[:k], curvature[:k]),
+            (out.nll[k:], slope[k:], out.converged[k:], curvature[k:]),
         ),
         deeper,
     )
