@@ -2,7 +2,10 @@
 expected band) alone and for CLs with the six upper limits, in one run, one thread, median of
 M fresh runs each; the ratio is what the issue-15 bar (at most 2x) is about. Also counts the
 fixed-POI fits and likelihood evaluations (with Hessian; and apart those by value and gradient
-alone, the fits' last checks) the limit search makes per point.
+alone, the fits' last checks) the limit search makes per point, and of its fits those started
+from the signal-free optimum (the check that a root's warm-started fits did not follow a
+valley that is not the lowest one) apart: how many per point, and the Newton iterations per
+fit of either kind (a fit costs about one full evaluation more than its iterations).
 
     python benchmarks/limits_cost.py [--repeat 3] [--analyses sbottom staus 1lbb]
 """
@@ -28,28 +31,45 @@ def main() -> None:
     from reinterpret.fitter import kernel, limits
     from reinterpret.fitter.model import ModelBatch
 
-    counts = {"fits": 0, "rows": 0, "light": 0, "inside": False}
-    evaluate, solve = ModelBatch.evaluate, limits._evaluate
+    counts = {"fits": 0, "rows": 0, "light": 0, "inside": False, "cold_rows": None}
+    counts.update(warm=0, warm_iterations=0, cold=0, cold_iterations=0)
+    evaluate, solve, minimize = ModelBatch.evaluate, limits._evaluate, limits.minimize
 
     def counted_evaluate(self, theta, *rest, **kw):
         if counts["inside"]:
             counts["rows" if kw.get("hessian", True) else "light"] += theta.shape[0]
         return evaluate(self, theta, *rest, **kw)
 
-    def counted_solve(model, fits, options, curves, roots, *rest):
-        counts["fits"] += roots.size + int(curves.observed[roots].sum())
+    def counted_solve(model, fits, options, curves, roots, x, warm, both):
+        obs = curves.observed[roots]
+        counts["fits"] += roots.size + int(obs.sum())
+        # The round's first minimize call: its last rows are the fits from the signal-free
+        # optimum (limits._evaluate).
+        counts["cold_rows"] = int(both.sum() + (both & obs).sum())
         counts["inside"] = True
         try:
-            return solve(model, fits, options, curves, roots, *rest)
+            return solve(model, fits, options, curves, roots, x, warm, both)
         finally:
             counts["inside"] = False
 
+    def counted_minimize(model, rows, *rest, **kw):
+        out = minimize(model, rows, *rest, **kw)
+        cold, counts["cold_rows"] = counts["cold_rows"], None
+        if cold is not None:
+            k = rows.size - cold
+            counts["warm"] += k
+            counts["warm_iterations"] += int(out.iterations[:k].sum())
+            counts["cold"] += cold
+            counts["cold_iterations"] += int(out.iterations[k:].sum())
+        return out
+
     ModelBatch.evaluate, limits._evaluate = counted_evaluate, counted_solve
+    limits.minimize = counted_minimize
     kernel.warm_up()  # the compiled kernel's one-time load is no part of either time
     print(
         f"{'analysis':9s} {'points':>6s} {'CLs ms/pt':>10s} {'+limits ms/pt':>14s} "
         f"{'ratio':>6s} {'limit fits/pt':>14s} {'limit evals/pt':>15s} {'+ checks/pt':>11s} "
-        f"{'null limits':>11s}"
+        f"{'null limits':>11s} {'signal-free-start fits/pt':>25s} {'iterations warm/cold':>20s}"
     )
     for analysis in args.analyses:
         points = services.patch_points(
@@ -62,6 +82,7 @@ def main() -> None:
             services.evaluate(points, services.Settings())
             plain.append(time.perf_counter() - t0)
             counts.update(fits=0, rows=0, light=0)
+            counts.update(warm=0, warm_iterations=0, cold=0, cold_iterations=0)
             t0 = time.perf_counter()
             results = services.evaluate(points, services.Settings(upper_limit=True))
             with_limits.append(time.perf_counter() - t0)
@@ -70,7 +91,9 @@ def main() -> None:
         print(
             f"{analysis:9s} {n:6d} {a / n * 1e3:10.2f} {b / n * 1e3:14.2f} {b / a:6.2f} "
             f"{counts['fits'] / n:14.1f} {counts['rows'] / n:15.1f} {counts['light'] / n:11.1f} "
-            f"{nulls:11d}"
+            f"{nulls:11d} {counts['cold'] / n:25.1f} "
+            f"{counts['warm_iterations'] / max(counts['warm'], 1):9.2f} / "
+            f"{counts['cold_iterations'] / max(counts['cold'], 1):<8.2f}"
         )
 
 
