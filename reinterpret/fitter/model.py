@@ -73,8 +73,10 @@ class Evaluation:
         return Evaluation(
             self.nll[rows],
             self.grad[rows],
-            *(None if x is None else x[rows] for x in (self.hess, self.jac, self.weight)),
-            None if self.curvature is None else self.curvature[rows],
+            *(
+                None if x is None else x[rows]
+                for x in (self.hess, self.jac, self.weight, self.curvature)
+            ),
         )
 
     def set_rows(self, rows: np.ndarray, other: Evaluation) -> None:

@@ -6,6 +6,7 @@ batch so that stragglers do not hold the rest back (nor make them pay for extra 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -416,7 +417,7 @@ class _Chord:
 
 def _newton_step(
     hess: np.ndarray,
-    fisher,
+    fisher: Callable[[np.ndarray], np.ndarray] | None,
     g: np.ndarray,
     free: np.ndarray,
     chord_below: float = 0.0,
@@ -425,8 +426,8 @@ def _newton_step(
     """Newton step restricted to free parameters, with a positive-definite stand-in for the
     Hessian where it is not positive definite.
 
-    The stand-in (fisher: an array (R, P, P), or a function of the rows that need it such as
-    Evaluation.fisher, or None) is the Hessian without the yields' second derivatives, i.e.
+    The stand-in (fisher: a function of the rows that need it, such as Evaluation.fisher, or
+    None) is the Hessian without the yields' second derivatives, i.e.
     the Fisher-like J W J^T plus the constraints, which is positive semi-definite and costs one
     more Cholesky factorisation; only rows where even that fails get an eigendecomposition
     with |eigenvalues| floored. Rows and columns are Jacobi-scaled first so that wildly
@@ -446,8 +447,7 @@ def _newton_step(
     indefinite = np.flatnonzero(~ok)
     if fisher is not None:
         bad = indefinite
-        stand_in = fisher(bad) if callable(fisher) else fisher[bad]
-        s2, d2, ok2, _ = _scaled_newton(stand_in, g[bad], free[bad])
+        s2, d2, ok2, _ = _scaled_newton(fisher(bad), g[bad], free[bad])
         fixed_up = bad[ok2]
         step[fixed_up], decrement[fixed_up], ok[fixed_up] = s2[ok2], d2[ok2], True
     if not ok.all():
