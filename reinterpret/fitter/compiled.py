@@ -51,18 +51,18 @@ def _normsys(code, alpha, hi, lo, coef, b, u):
         return 1.0 + alpha * slope, slope, 0.0
     if code == 1 or abs(alpha) >= 1.0:
         return _exponential(alpha, hi, lo)
-    c = coef[b, u]
-    a = alpha
-    poly = c[5] * a
-    for i in range(4, -1, -1):
-        poly = (poly + c[i]) * a
-    d1 = 6.0 * c[5] * a
-    for i, k in ((4, 5.0), (3, 4.0), (2, 3.0), (1, 2.0)):
-        d1 = (d1 + k * c[i]) * a
-    d2 = 30.0 * c[5] * a
-    for i, k in ((4, 20.0), (3, 12.0), (2, 6.0)):
-        d2 = (d2 + k * c[i]) * a
-    return poly + 1.0, d1 + c[0], d2 + 2.0 * c[1]
+    return _code4_polynomial(alpha, coef[b, u])
+
+
+@njit(cache=True, error_model="numpy")
+def _code4_polynomial(a, c):
+    """code4 inside |alpha| < 1: 1 + sum_i c_i a^(i+1) with its two derivatives (Horner), for
+    the six coefficients c of one entry."""
+    c0, c1, c2, c3, c4, c5 = c[0], c[1], c[2], c[3], c[4], c[5]
+    poly = (((((c5 * a + c4) * a + c3) * a + c2) * a + c1) * a + c0) * a
+    d1 = ((((6.0 * c5 * a + 5.0 * c4) * a + 4.0 * c3) * a + 3.0 * c2) * a + 2.0 * c1) * a
+    d2 = (((30.0 * c5 * a + 20.0 * c4) * a + 12.0 * c3) * a + 6.0 * c2) * a
+    return poly + 1.0, d1 + c0, d2 + 2.0 * c1
 
 
 @njit(cache=True, error_model="numpy")
@@ -72,14 +72,31 @@ def _histosys(code, alpha, up, down):
     if code == 0 or abs(alpha) > 1.0:
         slope = up if alpha >= 0.0 else down
         return alpha * slope, slope, 0.0
-    s = 0.5 * (up + down)
-    a_coef = 0.0625 * (up - down)
+    a2, b1, b2, b3 = _code4p_basis(alpha)
+    return _code4p_inside(alpha, up, down, a2, b1, b2, b3)
+
+
+@njit(cache=True, error_model="numpy")
+def _code4p_basis(alpha):
+    """What code4p inside |alpha| <= 1 needs of alpha alone: alpha^2 and the three
+    polynomials in it of the shift, slope and curvature."""
     a2 = alpha * alpha
     a4 = a2 * a2
-    value = alpha * s + a_coef * a2 * (15.0 - 10.0 * a2 + 3.0 * a4)
-    d1 = s + a_coef * alpha * (30.0 - 40.0 * a2 + 18.0 * a4)
-    d2 = a_coef * (30.0 - 120.0 * a2 + 90.0 * a4)
-    return value, d1, d2
+    return (
+        a2,
+        15.0 - 10.0 * a2 + 3.0 * a4,
+        30.0 - 40.0 * a2 + 18.0 * a4,
+        30.0 - 120.0 * a2 + 90.0 * a4,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _code4p_inside(alpha, up, down, a2, b1, b2, b3):
+    """Shift, slope and curvature of one histosys entry under code4p inside |alpha| <= 1,
+    from _code4p_basis(alpha)."""
+    s = 0.5 * (up + down)
+    a_coef = 0.0625 * (up - down)
+    return alpha * s + a_coef * a2 * b1, s + a_coef * alpha * b2, a_coef * b3
 
 
 @njit(cache=True, error_model="numpy")
@@ -89,19 +106,7 @@ def _code4_entries(th, u_par, hi, lo, coef, f, f1, f2):
     one branch-free pass, whose Horner chains of successive entries overlap; then the
     exponential where |alpha| >= 1."""
     for u in range(u_par.size):
-        a = th[u_par[u]]
-        c0 = coef[u, 0]
-        c1 = coef[u, 1]
-        c2 = coef[u, 2]
-        c3 = coef[u, 3]
-        c4 = coef[u, 4]
-        c5 = coef[u, 5]
-        poly = (((((c5 * a + c4) * a + c3) * a + c2) * a + c1) * a + c0) * a
-        d1 = ((((6.0 * c5 * a + 5.0 * c4) * a + 4.0 * c3) * a + 3.0 * c2) * a + 2.0 * c1) * a
-        d2 = (((30.0 * c5 * a + 20.0 * c4) * a + 12.0 * c3) * a + 6.0 * c2) * a
-        f[u] = poly + 1.0
-        f1[u] = d1 + c0
-        f2[u] = d2 + 2.0 * c1
+        f[u], f1[u], f2[u] = _code4_polynomial(th[u_par[u]], coef[u])
     for u in range(u_par.size):
         a = th[u_par[u]]
         if abs(a) >= 1.0:
@@ -115,26 +120,17 @@ def _code4p_pairs(th, hs_par, hs_sb, up, down, A, d1, d2, basis):
     the parameter alone (alpha^2 and the three polynomials in it) computed once per parameter
     into basis (P, 4)."""
     for p in range(th.size):
-        a2 = th[p] * th[p]
-        a4 = a2 * a2
-        basis[p, 0] = a2
-        basis[p, 1] = 15.0 - 10.0 * a2 + 3.0 * a4
-        basis[p, 2] = 30.0 - 40.0 * a2 + 18.0 * a4
-        basis[p, 3] = 30.0 - 120.0 * a2 + 90.0 * a4
+        basis[p, 0], basis[p, 1], basis[p, 2], basis[p, 3] = _code4p_basis(th[p])
     for k in range(hs_par.size):
         p = hs_par[k]
         alpha = th[p]
         if abs(alpha) > 1.0:
             slope = up[k] if alpha >= 0.0 else down[k]
-            A[hs_sb[k]] += alpha * slope
-            d1[k] = slope
-            d2[k] = 0.0
+            v, d1[k], d2[k] = alpha * slope, slope, 0.0
         else:
-            s = 0.5 * (up[k] + down[k])
-            a_coef = 0.0625 * (up[k] - down[k])
-            A[hs_sb[k]] += alpha * s + a_coef * basis[p, 0] * basis[p, 1]
-            d1[k] = s + a_coef * alpha * basis[p, 2]
-            d2[k] = a_coef * basis[p, 3]
+            b = basis[p]
+            v, d1[k], d2[k] = _code4p_inside(alpha, up[k], down[k], b[0], b[1], b[2], b[3])
+        A[hs_sb[k]] += v
 
 
 @njit(cache=True, error_model="numpy")
