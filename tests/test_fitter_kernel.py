@@ -98,15 +98,17 @@ def test_the_compiled_and_numpy_assembly_agree():
     constraints' on the diagonal; the same numbers either way."""
     rng = np.random.default_rng(5)
     R, P = 3, 7
-    second = rng.normal(size=(R, P, P))
+    second = rng.normal(size=(R, P, P)).astype(kernel.PRODUCT)
     diag, hess_c = rng.normal(size=(R, P)), rng.uniform(size=(R, P))
     idx = np.arange(P)
-    want = second + second.transpose(0, 2, 1)
+    wide = second.astype(float)
+    want = wide + wide.transpose(0, 2, 1)
     want[:, idx, idx] = diag + hess_c
     for assemble in (compiled.assemble, kernel.numpy_assemble):
-        hess = second.copy()
-        assemble(hess, diag, hess_c)
-        assert np.allclose(hess, want, rtol=1e-13, atol=1e-13)
+        hess = np.full((R, P, P), np.nan)
+        assemble(second, diag, hess_c, hess)
+        assert hess.dtype == float
+        assert np.array_equal(hess, want)
 
 
 def test_the_hessian_holds_the_fisher_part_and_the_yields_second_derivatives():

@@ -359,18 +359,19 @@ def moved(
 
 
 @njit(cache=True, error_model="numpy")
-def assemble(hess, diag, hess_c):
-    """The Hessian of each row in place, in one pass: hess (R, P, P) holds the product
-    U rho^T on entry (see yields) and, on exit, that product plus its transpose off the
-    diagonal, with diag (R, P) plus the constraints' second derivatives hess_c (R, P) on the
-    diagonal."""
+def assemble(second, diag, hess_c, hess):
+    """The Hessian of each row, in one pass: second (R, P, P) holds the product U rho^T (see
+    yields; single precision), hess (R, P, P) receives that product plus its transpose off
+    the diagonal, with diag (R, P) plus the constraints' second derivatives hess_c (R, P) on
+    the diagonal (in double precision)."""
     R, P = diag.shape
     for r in range(R):
         H = hess[r]
+        X = second[r]
         for i in range(P):
             H[i, i] = diag[r, i] + hess_c[r, i]
             for j in range(i):
-                s = H[i, j] + H[j, i]
+                s = np.float64(X[i, j]) + np.float64(X[j, i])
                 H[i, j] = s
                 H[j, i] = s
 

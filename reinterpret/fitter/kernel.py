@@ -20,11 +20,11 @@ ns_spread (M - L,); mul_par, mul_sb (M,); hs_mul (K,): the multiplicative pair o
 (parameter, sample-bin) or -1; derivatives (NONE, GRADIENT or HESSIAN: what is computed
 besides the yields and -log L); and the outputs, written in place: additive, factor (R, S), nu
 (R, N), nll (R,) (the Poisson part); from GRADIENT on grad (R, P), jac_bins (R, P, N, zero on
-entry); with HESSIAN also u, rho (R, P, S + N), whose first S columns are written only at the
-pairs' entries and zero on entry everywhere else (a zeroed buffer can serve call after call),
-whose last N columns carry J W J^T into the product U rho^T (see compiled.yields), diag (R, P)
-(zero on entry), zero_q, zero_value (R, K) and weight (R, N), the Poisson weights n / nu^2
-per bin (below HESSIAN these may be empty stand-ins).
+entry); with HESSIAN also u, rho (R, P, S + N, in PRODUCT precision), whose first S columns
+are written only at the pairs' entries and zero on entry everywhere else (a zeroed buffer can
+serve call after call), whose last N columns carry J W J^T into the product U rho^T (see
+compiled.yields), diag (R, P) (zero on entry), zero_q, zero_value (R, K) and weight (R, N),
+the Poisson weights n / nu^2 per bin (below HESSIAN these may be empty stand-ins).
 """
 
 from __future__ import annotations
@@ -43,6 +43,14 @@ _NORMSYS_NAMES = {v: k for k, v in NORMSYS_CODES.items()}
 _HISTOSYS_NAMES = {v: k for k, v in HISTOSYS_CODES.items()}
 # What yields() computes besides the yields and -log L (its `derivatives` argument).
 NONE, GRADIENT, HESSIAN = 0, 1, 2
+# U and rho, and their product (the off-diagonal second derivatives of the Poisson part, J W
+# J^T included), are single precision: the product is the largest single cost of a Hessian
+# (1lbb: 126 x 145 x 126 per row), and BLAS does it in float32 in less than half the time.
+# The Hessian only steers Newton's steps (the optimum is where the double-precision gradient
+# vanishes, so the fitted numbers do not depend on it), and its entries keep a relative
+# precision of about 1e-7 of the terms they sum, far below what the steps, the errors of
+# mu_hat and the limits' predictors need; value, gradient and the diagonal stay double.
+PRODUCT = np.float32
 
 
 def scatter(values: np.ndarray, index: np.ndarray, width: int) -> np.ndarray:
@@ -211,13 +219,12 @@ def numpy_moved(
         np.add.at(additive, (hs_k, hs_sb[hs_j]), shift)
 
 
-def numpy_assemble(hess, diag, hess_c):
+def numpy_assemble(second, diag, hess_c, hess):
     """assemble() as numpy operations; see the compiled one (compiled.assemble)."""
     idx = np.arange(diag.shape[1])
-    # Not in place: an in-place sum with its own transpose would copy it first.
-    total = hess + hess.transpose(0, 2, 1)
-    total[:, idx, idx] = diag + hess_c
-    hess[:] = total
+    wide = second.astype(float)
+    np.add(wide, wide.transpose(0, 2, 1), out=hess)
+    hess[:, idx, idx] = diag + hess_c
 
 
 def numpy_scale_free(hess, g, free, hs, gs, scale):
@@ -271,8 +278,8 @@ def warm_up() -> None:
             NORMSYS_CODES["code4"], none, np.zeros((1, 0)), np.zeros((1, 0)),
             np.zeros((1, 0, 6)), none, one, one, none,
             derivatives, np.empty((R, S)), np.empty((R, S)), np.empty((R, N)), np.empty(R),
-            np.empty((R, P)), np.zeros((R, P, N)), np.zeros((R, P, S + N)),
-            np.zeros((R, P, S + N)),
+            np.empty((R, P)), np.zeros((R, P, N)), np.zeros((R, P, S + N), dtype=PRODUCT),
+            np.zeros((R, P, S + N), dtype=PRODUCT),
             np.zeros((R, P)), np.empty((R, K), dtype=i64), np.empty((R, K)), np.empty((R, N)),
         )  # fmt: skip
     f1 = np.zeros((1, 1))
@@ -281,7 +288,7 @@ def warm_up() -> None:
         np.zeros(1, dtype=bool), none, none, NORMSYS_CODES["code4"], none, none, f1, f1,
         np.zeros((1, 1, 6)), none, none, none, HISTOSYS_CODES["code4p"], none, none, f1, f1,
     )  # fmt: skip
-    assemble(np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros((1, 1)))
+    assemble(np.zeros((1, 1, 1), dtype=PRODUCT), np.zeros((1, 1)), np.zeros((1, 1)), f1[None])
     ones = np.ones((1, 1))
     scale_free(
         np.ones((1, 1, 1)), ones, np.ones((1, 1), dtype=bool), np.empty((1, 1, 1)),

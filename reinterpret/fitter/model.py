@@ -524,12 +524,15 @@ class ModelBatch:
         of the first S columns the kernel writes only the entries of the (parameter,
         sample-bin) pairs, the same ones in every call, so the rest stays zero (the last N
         it writes whole). Zeroing two such arrays afresh for every block of rows cost 1lbb
-        about 30 us per row (they are twice 130 kB per row)."""
+        about 30 us per row (they are twice 73 kB per row, in kernel.PRODUCT precision)."""
         key = threading.get_ident()
         held = self._buffers.get(key)
         if held is None or held[0].shape[0] < rows:
             shape = (max(rows, self.tile_rows), self.npars, self.nsb + self.nbins)
-            held = self._buffers[key] = (np.zeros(shape), np.zeros(shape))
+            held = self._buffers[key] = (
+                np.zeros(shape, kernel.PRODUCT),
+                np.zeros(shape, kernel.PRODUCT),
+            )
         return held[0][:rows], held[1][:rows]
 
     @property
@@ -596,14 +599,15 @@ class ModelBatch:
         # sample-bin with exactly one zero factor only one of m_p rho_q, m_q rho_p survives,
         # so there it counts whole; the A' m terms against the zero factor are added apart.
         # U and rho carry w J / 2 and J in N more columns, so that the same product holds
-        # J W J^T too (see compiled.yields). It goes straight into the result, which
-        # assemble() completes in place (the transpose, the diagonal) in one pass.
-        second = np.matmul(y.u, y.rho.transpose(0, 2, 1), out=out.hess)
+        # J W J^T too (see compiled.yields). The product is single precision (kernel.PRODUCT);
+        # assemble() writes the double-precision result (plus the transpose, the diagonal)
+        # in one pass.
+        second = np.matmul(y.u, y.rho.transpose(0, 2, 1))
         has_zero = y.zero_q >= 0
         if has_zero.any():
             r, k = np.nonzero(has_zero)
             np.add.at(second, (r, self.hs_par[k], y.zero_q[r, k]), y.zero_value[r, k])
-        kernel.assemble(second, y.diag, hess_c)
+        kernel.assemble(second, y.diag, hess_c, out.hess)
 
     def nll(self, theta: np.ndarray, rows: np.ndarray, main: np.ndarray, aux: np.ndarray):
         """-log L only (R,), for line searches (in blocks of tile_rows rows)."""
