@@ -252,6 +252,12 @@ def yields(
         Um = u_mat[r]
         Rm = rho_mat[r]
         D = diag[r]
+        # A parameter's diagonal term is summed in a local (dacc) over each run of its pairs
+        # and stored at the run's end: the same additions in the same order as D[p] += ...
+        # per pair (the same bits, in any order of the pairs), without a store and reload
+        # per pair. The pairs come sorted by parameter, so the runs are long.
+        dp = -1
+        dacc = 0.0
         for j in range(M):
             s = mul_sb[j]
             p = mul_par[j]
@@ -278,7 +284,14 @@ def yields(
             Um[p, s] = c_sb[s] * (1.0 if nz == 1 else 0.5) * am
             Rm[p, s] = rho
             if j >= nl:
-                D[p] += c_sb[s] * A[s] * f2[ns_spread[j - nl]] * excl
+                if p != dp:
+                    if dp >= 0:
+                        D[dp] = dacc
+                    dp, dacc = p, D[p]
+                dacc += c_sb[s] * A[s] * f2[ns_spread[j - nl]] * excl
+        if dp >= 0:
+            D[dp] = dacc
+        dp = -1
         for k in range(K):
             s = hs_sb[k]
             p = hs_par[k]
@@ -295,13 +308,19 @@ def yields(
             t = d2[k] * F[s]
             if hs_mul[k] >= 0:
                 t += 2.0 * d1[k] * m[hs_mul[k]]
-            D[p] += c_sb[s] * t
+            if p != dp:
+                if dp >= 0:
+                    D[dp] = dacc
+                dp, dacc = p, D[p]
+            dacc += c_sb[s] * t
             if n_zero[s] == 1:
                 zero_q[r, k] = mul_par[zero_at[s]]
                 zero_value[r, k] = c_sb[s] * d1[k] * m[zero_at[s]]
             else:
                 zero_q[r, k] = -1
                 zero_value[r, k] = 0.0
+        if dp >= 0:
+            D[dp] = dacc
         G = grad[r]
         for p in range(G.size):
             acc = 0.0
