@@ -133,6 +133,19 @@ def _code4p_pairs(th, hs_par, hs_sb, up, down, A, d1, d2, basis):
         A[hs_sb[k]] += v
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _run_of(D, dp, dacc, p):
+    """The running sum (dp, dacc) of D[dp] for parameter p: unchanged while p is dp, else
+    dacc stored to D[dp] (dp >= 0) and the run restarted at D[p] (p >= 0; p = -1 only ends
+    the run). The same additions in the same order as D[p] += ... per pair, so the same bits
+    in any order of the pairs, without a store and reload per pair."""
+    if p == dp:
+        return dp, dacc
+    if dp >= 0:
+        D[dp] = dacc
+    return p, (D[p] if p >= 0 else 0.0)
+
+
 @njit(cache=True, error_model="numpy")
 def yields(
     theta, rows, main, nominal, sb_bin, nbins,
@@ -253,9 +266,7 @@ def yields(
         Rm = rho_mat[r]
         D = diag[r]
         # A parameter's diagonal term is summed in a local (dacc) over each run of its pairs
-        # and stored at the run's end: the same additions in the same order as D[p] += ...
-        # per pair (the same bits, in any order of the pairs), without a store and reload
-        # per pair. The pairs come sorted by parameter, so the runs are long.
+        # (_run_of). The pairs come sorted by parameter, so the runs are long.
         dp = -1
         dacc = 0.0
         for j in range(M):
@@ -284,14 +295,9 @@ def yields(
             Um[p, s] = c_sb[s] * (1.0 if nz == 1 else 0.5) * am
             Rm[p, s] = rho
             if j >= nl:
-                if p != dp:
-                    if dp >= 0:
-                        D[dp] = dacc
-                    dp, dacc = p, D[p]
+                dp, dacc = _run_of(D, dp, dacc, p)
                 dacc += c_sb[s] * A[s] * f2[ns_spread[j - nl]] * excl
-        if dp >= 0:
-            D[dp] = dacc
-        dp = -1
+        dp, dacc = _run_of(D, dp, dacc, -1)
         for k in range(K):
             s = hs_sb[k]
             p = hs_par[k]
@@ -308,10 +314,7 @@ def yields(
             t = d2[k] * F[s]
             if hs_mul[k] >= 0:
                 t += 2.0 * d1[k] * m[hs_mul[k]]
-            if p != dp:
-                if dp >= 0:
-                    D[dp] = dacc
-                dp, dacc = p, D[p]
+            dp, dacc = _run_of(D, dp, dacc, p)
             dacc += c_sb[s] * t
             if n_zero[s] == 1:
                 zero_q[r, k] = mul_par[zero_at[s]]
@@ -319,8 +322,7 @@ def yields(
             else:
                 zero_q[r, k] = -1
                 zero_value[r, k] = 0.0
-        if dp >= 0:
-            D[dp] = dacc
+        _run_of(D, dp, dacc, -1)
         G = grad[r]
         for p in range(G.size):
             acc = 0.0

@@ -47,9 +47,9 @@ NONE, GRADIENT, HESSIAN = 0, 1, 2
 # J^T included), are single precision: the product is the largest single cost of a Hessian
 # (1lbb: 126 x 145 x 126 per row), and BLAS does it in float32 in less than half the time.
 # The Hessian only steers Newton's steps (the optimum is where the double-precision gradient
-# vanishes, so the fitted numbers do not depend on it), and its entries keep a relative
-# precision of about 1e-7 of the terms they sum, far below what the steps, the errors of
-# mu_hat and the limits' predictors need; value, gradient and the diagonal stay double.
+# vanishes: the fitted numbers move only within the fits' tolerance), and its entries keep a
+# relative precision of about 1e-7 of the terms they sum, far below what the steps, the errors
+# of mu_hat and the limits' predictors need; value, gradient and the diagonal stay double.
 PRODUCT = np.float32
 
 
