@@ -225,3 +225,35 @@ def test_a_fit_started_on_the_ridge_between_the_two_basins_descends_into_one():
     assert out.converged[0]
     assert out.nll[0] == pytest.approx(zero.nll[0], abs=1e-8)
     assert out.theta[0, fold] == pytest.approx(zero.theta[0, fold], abs=1e-5)
+
+
+def test_a_fit_given_a_lower_minimum_to_beat_stops_once_it_cannot():
+    """minimize(..., beat=...) as starts.try_flips runs the mirrored starts: a fit heading for
+    the higher minimum stops, unconverged and saying why, once its quadratic model puts that
+    minimum above the one to beat, with -log L between the two; a fit heading for the lower
+    one is not touched (the same numbers, bit for bit, as without beat)."""
+    from reinterpret.fitter.optimize import LOST_MESSAGE
+
+    model = compile_models([fold_workspace()])
+    th, fx = infer._set_poi(model, model.init, model.fixed, 0.0)
+    rows = np.arange(1)
+    obs, aux = model.observed, model.aux
+    higher = minimize(model, rows, obs, aux, th, fx)
+    lower = infer.run_fits(model, InferenceOptions()).background
+    assert higher.nll[0] > lower.nll[0] + 0.5
+
+    stopped = minimize(model, rows, obs, aux, th, fx, beat=lower.nll)
+    assert not stopped.converged[0]
+    assert stopped.messages[0] == LOST_MESSAGE
+    assert stopped.iterations[0] < higher.iterations[0]
+    assert higher.nll[0] <= stopped.nll[0] < higher.nll[0] + 0.1
+
+    fold = model.labels[0].index("np_fold")
+    start = lower.theta.copy()
+    start[0, fold] -= 0.2  # in the lower basin, off its minimum
+    plain = minimize(model, rows, obs, aux, start, fx)
+    assert plain.iterations[0] > 1 and plain.nll[0] == pytest.approx(lower.nll[0], abs=1e-8)
+    kept = minimize(model, rows, obs, aux, start, fx, beat=higher.nll)
+    assert kept.converged[0] and kept.messages[0] == "converged"
+    assert kept.nll[0] == plain.nll[0]
+    assert np.array_equal(kept.theta, plain.theta)

@@ -46,6 +46,15 @@ NEGATIVE_CURVATURE = 1e-6
 CRAWL = 1e-2
 
 
+# A fit given a -log L to beat stops once its own minimum is seen to lie above it by more
+# than LOST_MARGIN: at a positive-definite Hessian, with a Newton decrement below
+# LOST_DECREMENT, -log L minus LOST_FACTOR times the decrement above the value to beat.
+LOST_DECREMENT = 0.1
+LOST_FACTOR = 4.0
+LOST_MARGIN = 1e-3
+LOST_MESSAGE = "stopped: its minimum lies above the one it was to beat"
+
+
 @dataclass(frozen=True)
 class FitOptions:
     max_iterations: int = 200
@@ -140,6 +149,7 @@ def minimize(
     hessian_out: np.ndarray | None = None,
     near_hessian: bool | np.ndarray = False,
     escape: bool = False,
+    beat: np.ndarray | None = None,
 ) -> FitOutcome:
     """Minimise -log L for each row; rows index models of the batch (R,).
 
@@ -152,8 +162,11 @@ def minimize(
     where the Hessian has negative curvature steps along it (_newton_step): for fits from
     starts whose only purpose is to find a lower minimum elsewhere (starts.try_flips); the
     other fits keep to the valley they start in, and step along negative curvature only
-    where the decrement would otherwise call a saddle converged. Many rows are fitted in blocks
-    (FIT_BLOCK_BYTES), their Hessians written into one array, not concatenated afterwards.
+    where the decrement would otherwise call a saddle converged. With beat (R,), the -log L
+    each row is fitted to go below (a fit from another start, say), a row stops unconverged
+    (LOST_MESSAGE) once its own minimum is seen to lie above it (_cannot_beat). Many rows are
+    fitted in blocks (FIT_BLOCK_BYTES), their Hessians written into one array, not
+    concatenated afterwards.
     """
     options = options or FitOptions()
     rows = np.asarray(rows, dtype=int)
@@ -169,7 +182,7 @@ def minimize(
             out = None if hessians is None else hessians[t]
             part = minimize(
                 model, rows[t], main[t], aux[t], init[t], fixed[t], options, keep_hessian,
-                settle_kinks, out, near_hessian[t], escape,
+                settle_kinks, out, near_hessian[t], escape, None if beat is None else beat[t],
             )  # fmt: skip
             part.hessian = None  # a view of hessians
             parts.append(part)
@@ -199,21 +212,26 @@ def minimize(
         lo, hi, fx = lower[active], upper[active], fixed[active]
         free = free_parameters(th, ev.grad, lo, hi, fx)
         g = np.where(free, ev.grad, 0.0)
-        step, decrement, chord = _newton_step(
+        step, decrement, chord, positive = _newton_step(
             ev.hess, ev.fisher, g, free, CHORD_DECREMENT, CRAWL if escape else options.tolerance
         )
         bad = ~np.isfinite(ev.nll) | ~np.isfinite(decrement)
         # A kink (code0 interpolation at alpha = 0) can leave a Newton decrement that never
         # vanishes while no step lowers -log L any more: that point is taken as the minimum.
         done = ((decrement < options.tolerance) | (stalled[active] >= 2)) & ~bad
-        finished = done | bad
+        lost = np.zeros_like(done)
+        if beat is not None:
+            lost = _cannot_beat(ev.nll, decrement, positive, beat[active]) & ~done & ~bad
+        finished = done | bad | lost
         idx = active[finished]
         out_nll[idx] = ev.nll[finished]
         out_grad[idx] = np.sqrt((g[finished] ** 2).sum(axis=1))
         converged[idx] = done[finished]
         iterations[idx] = it
-        for i, is_bad in zip(idx, bad[finished], strict=True):
-            messages[i] = "likelihood not finite" if is_bad else "converged"
+        for i, is_bad, is_lost in zip(idx, bad[finished], lost[finished], strict=True):
+            messages[i] = (
+                "likelihood not finite" if is_bad else LOST_MESSAGE if is_lost else "converged"
+            )
         gradients[idx] = ev.grad[finished]
         if keep_hessian:
             # Row by row: a fancy-indexed copy would first gather them into a temporary.
@@ -302,6 +320,20 @@ def minimize(
     if settle_kinks and model.kinks.any():
         _settle_kinks(model, rows, main, aux, fixed, options, outcome)
     return outcome
+
+
+def _cannot_beat(nll, decrement, positive, beat) -> np.ndarray:
+    """Rows whose minimum lies above beat + LOST_MARGIN: where the Hessian is positive
+    definite and the Newton decrement (half the squared Newton step in the Hessian's norm) is
+    below LOST_DECREMENT, -log L is near its quadratic model and its minimum lies at most a
+    small multiple of the decrement below the point (for a self-concordant function, at most
+    twice the decrement; LOST_FACTOR allows twice that)."""
+    with np.errstate(invalid="ignore"):
+        return (
+            positive
+            & (decrement < LOST_DECREMENT)
+            & (nll - LOST_FACTOR * decrement > beat + LOST_MARGIN)
+        )
 
 
 def _settle_kinks(model, rows, main, aux, fixed, options, outcome: FitOutcome) -> None:
@@ -442,8 +474,9 @@ def _newton_step(
     decrement.
     """
     step, decrement, ok, chord = _scaled_newton(hess, g, free, chord_below)
+    positive = ok.copy()
     if ok.all():
-        return step, decrement, chord
+        return step, decrement, chord, positive
     indefinite = np.flatnonzero(~ok)
     if fisher is not None:
         bad = indefinite
@@ -457,7 +490,7 @@ def _newton_step(
     extra, gain = _negative_curvature(hess[slow], g[slow], free[slow])
     step[slow] += extra
     decrement[slow] += gain
-    return step, decrement, chord
+    return step, decrement, chord, positive
 
 
 def _negative_curvature(hess: np.ndarray, g: np.ndarray, free: np.ndarray):

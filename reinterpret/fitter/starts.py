@@ -16,7 +16,8 @@ more than one start, as extra rows of a batch:
   fit's (the mirror image of a deeper basin lies about as low as the fit, since the yields it
   changes are the same; a start in a basin far above only finds that basin again); a mirror
   below the fit is always refitted. A kink parameter (code0; code1 normsys) is mirrored at any
-  distance from its kink (its two basins meet there). A lower minimum replaces the fit.
+  distance from its kink (its two basins meet there). A lower minimum replaces the fit; a
+  refit stops as soon as its own minimum is seen to lie above the fit's (minimize's beat).
 
 Every outcome carries `spread`: how far (in -log L) the first start's own minimum lies above
 the one kept, i.e. how wrong a single-start fit would have been (0 when the first start's
@@ -158,9 +159,11 @@ def try_flips(
     if owner.size == 0:
         return outcome
     keep_hessian = outcome.hessian is not None
+    # A mirrored start matters only where it ends below the fit: one seen to end above it
+    # stops there (minimize's beat).
     again = minimize(
         model, rows[owner], main[owner], aux[owner], start, fixed[owner], options, keep_hessian,
-        escape=True,
+        escape=True, beat=outcome.nll[owner],
     )  # fmt: skip
     first = outcome.nll + outcome.spread
     best = outcome.nll.copy()
