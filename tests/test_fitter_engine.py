@@ -37,7 +37,7 @@ def test_newton_step_where_positive_definite_and_descent_elsewhere():
     h, g = _stack()
     free = np.ones(g.shape, dtype=bool)
     pd = _positive_definite(h)
-    step, decrement, _ = optimize._newton_step(h, None, g, free)
+    step, decrement, _, _ = optimize._newton_step(h, None, g, free)
     newton = -np.linalg.solve(h[pd], g[pd][..., None])[..., 0]
     assert np.allclose(step[pd], newton)
     assert np.allclose(decrement[pd], -0.5 * (newton * g[pd]).sum(axis=1))
@@ -53,7 +53,7 @@ def test_indefinite_rows_fall_back_on_the_hessian_without_the_yields_curvature()
     psd = _stack(seed=4)[0] + 10.0 * np.eye(h.shape[1])
     psd[::3, 0, 0] = 20.0
     pd = _positive_definite(h[:, :-1, :-1])
-    step, _, _ = optimize._newton_step(h, lambda rows: psd[rows], g, free)
+    step, _, _, _ = optimize._newton_step(h, lambda rows: psd[rows], g, free)
     sub = np.s_[:, :-1]
     expected = -np.linalg.solve(psd[~pd][:, :-1, :-1], g[~pd][sub][..., None])[..., 0]
     assert np.allclose(step[~pd][sub], expected)
@@ -70,9 +70,9 @@ def test_a_crawling_step_where_the_curvature_is_negative_follows_it_downhill():
     fisher = lambda rows: stand_in[rows]  # noqa: E731
     g = np.array([[1e-7, 2e-6]])
     free = np.ones(g.shape, dtype=bool)
-    step, decrement, _ = optimize._newton_step(h, fisher, g, free)
+    step, decrement, _, _ = optimize._newton_step(h, fisher, g, free)
     assert decrement[0] < 1e-9  # looks converged
-    step, decrement, _ = optimize._newton_step(h, fisher, g, free, crawl=1e-2)
+    step, decrement, _, _ = optimize._newton_step(h, fisher, g, free, crawl=1e-2)
     assert step[0, 1] == pytest.approx(-1.0, abs=1e-5)  # scale 1/sqrt(|-1|), against g
     assert abs(step[0, 0]) < 1e-6
     assert decrement[0] == pytest.approx(0.5, abs=1e-5)
@@ -211,6 +211,39 @@ def test_a_modifier_twice_on_one_sample_is_refused():
     twice = {"name": "jes", "type": "normsys", "data": {"hi": 1.1, "lo": 0.9}}
     with pytest.raises(ModelError, match="'jes' \\(normsys\\) appears twice on sample 'bkg'"):
         compile_models([_one_channel([twice, dict(twice)])])
+
+
+def test_a_histosys_that_changes_nothing_twice_on_one_sample_is_refused():
+    """A histosys whose up and down data are the nominal is not read into the arrays (it
+    changes nothing), but twice on a sample it is refused all the same."""
+    from reinterpret.fitter import ModelError, compile_models
+
+    same = {"name": "jes", "type": "histosys", "data": {"hi_data": [50, 40], "lo_data": [50, 40]}}
+    compile_models([_one_channel([same])])
+    with pytest.raises(ModelError, match="'jes' \\(histosys\\) appears twice on sample 'bkg'"):
+        compile_models([_one_channel([same, dict(same)])])
+
+
+def test_a_histosys_that_changes_nothing_leaves_the_model_as_without_it():
+    from reinterpret.fitter import compile_models
+
+    varied = {"name": "jes", "type": "histosys", "data": {"hi_data": [55, 44], "lo_data": [45, 38]}}
+    same = {"name": "jer", "type": "histosys", "data": {"hi_data": [50, 40], "lo_data": [50, 40]}}
+    with_it = compile_models([_one_channel([varied, same])])
+    without = compile_models([_one_channel([varied])])
+    jer = with_it.labels[0].index("jer")
+    assert np.array_equal(with_it.hs_up, without.hs_up)
+    assert np.array_equal(with_it.hs_down, without.hs_down)
+    rows = np.arange(1)
+    theta = with_it.init.copy()
+    theta[0, jer] = 0.7
+    a = with_it.evaluate(theta, rows, with_it.observed, with_it.aux)
+    keep = np.arange(with_it.npars) != jer
+    same_order = [with_it.labels[0].index(label) for label in without.labels[0]]
+    b = without.evaluate(theta[:, same_order], rows, without.observed, without.aux)
+    # its constraint alone: a unit Gaussian at 0.7, with its normalisation
+    assert a.nll[0] == pytest.approx(b.nll[0] + 0.5 * 0.7**2 + 0.5 * np.log(2 * np.pi), rel=1e-12)
+    assert np.all(a.hess[0, jer, keep] == 0.0) and a.hess[0, jer, jer] == 1.0
 
 
 def test_a_histosys_with_the_wrong_number_of_bins_is_refused():

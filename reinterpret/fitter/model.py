@@ -422,11 +422,16 @@ class ModelBatch:
         cols = slice(start, start + nominal.size)
         self.nominal[b, cols] = nominal
         mods = sample.modifiers
-        # One pass over the modifiers, sorted by kind.
-        scalar, per_bin, normsys, histosys = [], [], [], []
+        # One pass over the modifiers, sorted by kind. A histosys whose up and down data are
+        # the nominal changes nothing (every signal histosys of staus, three quarters of
+        # 1lbb's): its slot is only checked for duplicates, its data are not read.
+        scalar, per_bin, normsys, histosys, hs_slot = [], [], [], [], []
+        same = sample.nominal
         for m, t, d in mods:
             if t == "histosys":
-                histosys.append((hs_pos[slices[m].start], d))
+                hs_slot.append(hs_pos[slices[m].start])
+                if d["hi_data"] != same or d["lo_data"] != same:
+                    histosys.append((hs_slot[-1], d))
             elif t == "normsys":
                 normsys.append((ns_pos[slices[m].start], d))
             elif t in ("normfactor", "lumi"):
@@ -437,7 +442,6 @@ class ModelBatch:
                     (lin_pos[sl.start + i], start + i) for i in range(sl.stop - sl.start)
                 )
         ns_slot = [i for i, _ in normsys]
-        hs_slot = [i for i, _ in histosys]
         # A modifier twice on the sample puts its slot twice in its kind's list.
         if any(len(set(x)) != len(x) for x in (scalar, per_bin, ns_slot, hs_slot)):
             keys = [(mname, mtype) for mname, mtype, _ in mods]
@@ -460,8 +464,9 @@ class ModelBatch:
             data = [d for _, d in histosys]
             up = _histosys_data(data, "hi_data", sample)
             down = _histosys_data(data, "lo_data", sample)
-            self.hs_up[b, hs_slot, cols] = up - nominal
-            self.hs_down[b, hs_slot, cols] = nominal - down
+            shifted = [i for i, _ in histosys]
+            self.hs_up[b, shifted, cols] = up - nominal
+            self.hs_down[b, shifted, cols] = nominal - down
 
     # ------------------------------------------------------------- likelihood
     def expected(self, theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
