@@ -397,6 +397,16 @@ def assemble(second, diag, hess_c, hess):
                 H[j, i] = s
 
 
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _any_not_finite(row) -> bool:
+    """Whether an entry of row is NaN or infinite: x * 0 is 0 for finite x, NaN otherwise,
+    and a sum with a NaN in it is NaN in any order (reassociated, the sum vectorises)."""
+    total = 0.0
+    for j in range(row.size):
+        total += row[j] * 0.0
+    return total != 0.0
+
+
 @njit(cache=True, error_model="numpy")
 def scale_free(hess, g, free, hs, gs, scale):
     """The free block of each Hessian hess (R, P, P) with unit diagonal, identity elsewhere,
@@ -420,13 +430,13 @@ def scale_free(hess, g, free, hs, gs, scale):
             gs[r, i] = g[r, i] * scale[r, i]
         for i in range(P):
             mi = masked[i]
-            for j in range(P):
-                v = H[i, j] * mi * masked[j]
-                out[i, j] = v
-                if not math.isfinite(v) and (j != i or free[r, i]):  # (a fixed one's is 1)
-                    bad = True
+            row = out[i]
+            for j in range(P):  # branch-free, so that it vectorises
+                row[j] = H[i, j] * mi * masked[j]
             if not free[r, i]:
-                out[i, i] = 1.0
+                row[i] = 1.0
+            if not bad and _any_not_finite(row):
+                bad = True
     if bad:
         for r in range(R):
             out = hs[r]
