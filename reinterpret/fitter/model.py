@@ -182,20 +182,20 @@ class ModelBatch:
             slot_category += [c] * need[c]
         self.slices: list[dict[str, slice]] = []
         self.labels: list[list[str]] = []
+        # The shared slots' labels once; each point's own (pooled) slots on a copy.
+        shared_labels = _slot_labels([""] * len(slot_category), shared.items())
         for spec in specs:
             slices = dict(shared)
             cursor = dict(pool_start)
+            own = []
             for name, par in spec.parameters.items():
                 if name not in shared:
                     c = category[name]
                     slices[name] = slice(cursor[c], cursor[c] + par.size)
+                    own.append((name, slices[name]))
                     cursor[c] += par.size
-            labels = [""] * len(slot_category)
-            for name, sl in slices.items():
-                for i in range(sl.start, sl.stop):
-                    labels[i] = name if sl.stop - sl.start == 1 else f"{name}[{i - sl.start}]"
             self.slices.append(slices)
-            self.labels.append(labels)
+            self.labels.append(_slot_labels(list(shared_labels), own))
         self.slot_category = slot_category
         self.npars = len(slot_category)
         self.poi_index = shared[self.poi_name].start
@@ -687,6 +687,18 @@ class ModelBatch:
             grad[:, cols] += np.where(poisson, p_grad, 0.0)
             hess[:, cols] += np.where(poisson, p_hess, 0.0)
         return nll, grad, hess
+
+
+def _slot_labels(labels: list[str], slices) -> list[str]:
+    """labels with the slots of each (name, slice) named: the name, or name[i] for the
+    components of a parameter of several."""
+    for name, sl in slices:
+        if sl.stop - sl.start == 1:
+            labels[sl.start] = name
+        else:
+            for i in range(sl.start, sl.stop):
+                labels[i] = f"{name}[{i - sl.start}]"
+    return labels
 
 
 def _histosys_data(data: list, key: str, sample) -> np.ndarray:

@@ -11,6 +11,9 @@ from reinterpret.fitter.errors import ModelError
 
 NO_SETTINGS: dict = {}  # a parameter the measurement says nothing about (never modified)
 
+# Modifier types whose parameter's spec reads every modifier's data (their constraints);
+# of the others' requirements only the first is read (its number of bins).
+DATA_TYPES = frozenset(("staterror", "shapesys"))
 # Modifier types whose parameter multiplies the yield linearly.
 LINEAR_TYPES = ("normfactor", "shapefactor", "lumi", "staterror", "shapesys")
 
@@ -82,18 +85,17 @@ class _Requirements:
         self.reqs: dict[str, list[tuple[str, dict]]] = {}
         self.types: dict[str, set[str]] = {}
 
-    def add(self, grouped: dict[str, list[tuple[str, dict]]]) -> None:
+    def add(self, entries: list[tuple[str, str, dict]]) -> None:
+        """Add a sample's requirements: (parameter name, modifier type, info) per modifier."""
         reqs, types = self.reqs, self.types
-        for name, entries in grouped.items():
+        for name, mtype, info in entries:
             known = reqs.get(name)
             if known is None:
-                reqs[name] = list(entries)
-                types[name] = {t for t, _ in entries}
+                reqs[name] = [(mtype, info)]
+                types[name] = {mtype}
             else:
-                known.extend(entries)
-                seen = types[name]
-                for t, _ in entries:
-                    seen.add(t)
+                known.append((mtype, info))
+                types[name].add(mtype)
 
 
 def read_workspace(
@@ -162,11 +164,11 @@ def _read_workspace(workspace, measurement, cache, common, check_data) -> Worksp
                     where = f"/channels/{c}/samples/{s}"
                     raise ModelError(str(exc), where + (exc.pointer or "")) from None
                 cache[key] = hit
-            _, spec, grouped, _ = hit
+            _, spec, entries, _ = hit
             if key not in common:
-                own.add(grouped)
+                own.add(entries)
             elif base is None:
-                shared.add(grouped)
+                shared.add(entries)
             samples.append(spec)
         offset += nbins
 
@@ -175,8 +177,11 @@ def _read_workspace(workspace, measurement, cache, common, check_data) -> Worksp
     parameters = {}
     for name in [*shared.reqs, *(n for n in own.reqs if n not in shared.reqs)]:
         if name in own.reqs:
-            reqs = shared.reqs.get(name, []) + own.reqs[name]
             types = shared.types.get(name, set()) | own.types[name]
+            if types.isdisjoint(DATA_TYPES):  # only the first requirement is read
+                reqs = shared.reqs.get(name) or own.reqs[name]
+            else:
+                reqs = shared.reqs.get(name, []) + own.reqs[name]
         else:
             reqs, types = shared.reqs[name], shared.types[name]
         try:
@@ -216,8 +221,8 @@ def _cached_parameter(name: str, reqs: list, types: set[str], setting: dict, cac
 
 
 def _read_sample(sample: dict, cname: str, offset: int, nbins: int, check_data: bool):
-    """The sample's spec, per parameter name what its modifiers require of it, and whether
-    the modifiers' data were checked."""
+    """The sample's spec, what each of its modifiers requires of its parameter ((name,
+    type, info) for _Requirements.add), and whether the modifiers' data were checked."""
     if check_data:
         _numbers(sample["data"], None, f"sample {sample['name']!r}", "/data")
     nominal = [float(x) for x in sample["data"]]
@@ -228,7 +233,7 @@ def _read_sample(sample: dict, cname: str, offset: int, nbins: int, check_data: 
             "/data",
         )
     mods = []
-    grouped: dict[str, list[tuple[str, dict]]] = {}
+    entries: list[tuple[str, str, dict]] = []  # what each modifier requires (_Requirements)
     # What a parameter spec reads of a modifier: its data only for staterror and shapesys
     # (their constraints), else the number of bins; so the others share one record.
     shared = {"channel": cname, "nbins": nbins, "nominal": nominal, "data": None}
@@ -245,7 +250,7 @@ def _read_sample(sample: dict, cname: str, offset: int, nbins: int, check_data: 
             info = {"channel": cname, "nbins": nbins, "nominal": nominal, "data": data}
         else:
             info = shared
-        grouped.setdefault(mname, []).append((mtype, info))
+        entries.append((mname, mtype, info))
     keys = [(mname, mtype) for mname, mtype, _ in mods] if check_data else []
     if len(set(keys)) != len(keys):  # unchecked, the model refuses it (without the place)
         m, (mname, mtype) = next((i, k) for i, k in enumerate(keys) if k in keys[:i])
@@ -253,7 +258,7 @@ def _read_sample(sample: dict, cname: str, offset: int, nbins: int, check_data: 
             f"modifier {mname!r} ({mtype}) appears twice on sample {sample['name']!r}",
             f"/modifiers/{m}",
         )
-    return SampleSpec(cname, sample["name"], offset, nominal, mods), grouped, check_data
+    return SampleSpec(cname, sample["name"], offset, nominal, mods), entries, check_data
 
 
 MODIFIER_TYPES = (
