@@ -203,7 +203,7 @@ def _cached_parameter(name: str, reqs: list, types: set[str], setting: dict, cac
     background share most parameters; apart from staterror and shapesys (whose constraint
     depends on the yields of the samples they act on) a spec depends only on the modifier
     types, the number of bins and the measurement's settings for the parameter."""
-    if types & {"staterror", "shapesys"}:
+    if not types.isdisjoint(DATA_TYPES):
         key = ("parameter", name, tuple(id(info) for _, info in reqs), id(setting))
         inputs = (setting, [info for _, info in reqs])
     else:
@@ -246,7 +246,7 @@ def _read_sample(sample: dict, cname: str, offset: int, nbins: int, check_data: 
         ):
             _explain_modifier(mtype, mname, data, nbins, sample["name"], cname, f"/modifiers/{m}")
         mods.append((mname, mtype, data))
-        if mtype in ("staterror", "shapesys"):
+        if mtype in DATA_TYPES:
             info = {"channel": cname, "nbins": nbins, "nominal": nominal, "data": data}
         else:
             info = shared
