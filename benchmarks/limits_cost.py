@@ -31,7 +31,7 @@ def main() -> None:
     from reinterpret.fitter import kernel, limits
     from reinterpret.fitter.model import ModelBatch
 
-    counts = {"fits": 0, "rows": 0, "light": 0, "inside": False, "cold_rows": None}
+    counts = {"fits": 0, "rows": 0, "light": 0, "inside": False, "first": False}
     counts.update(warm=0, warm_iterations=0, cold=0, cold_iterations=0)
     evaluate, solve, minimize = ModelBatch.evaluate, limits._evaluate, limits.minimize
 
@@ -43,24 +43,22 @@ def main() -> None:
     def counted_solve(model, fits, options, curves, roots, x, warm, both):
         obs = curves.observed[roots]
         counts["fits"] += roots.size + int(obs.sum())
-        # The round's first minimize call: its last rows are the fits from the signal-free
-        # optimum (limits._evaluate).
-        counts["cold_rows"] = int(both.sum() + (both & obs).sum())
-        counts["inside"] = True
+        counts["inside"] = counts["first"] = True
         try:
             return solve(model, fits, options, curves, roots, x, warm, both)
         finally:
             counts["inside"] = False
 
     def counted_minimize(model, rows, *rest, **kw):
+        # limits._evaluate: the round's first call fits the warm starts, the one given a
+        # minimum to beat those from the signal-free optimum (a second call without is the
+        # warm fits that failed, started again).
         out = minimize(model, rows, *rest, **kw)
-        cold, counts["cold_rows"] = counts["cold_rows"], None
-        if cold is not None:
-            k = rows.size - cold
-            counts["warm"] += k
-            counts["warm_iterations"] += int(out.iterations[:k].sum())
-            counts["cold"] += cold
-            counts["cold_iterations"] += int(out.iterations[k:].sum())
+        kind = "cold" if kw.get("beat") is not None else "warm" if counts["first"] else None
+        counts["first"] = False
+        if kind is not None:
+            counts[kind] += rows.size
+            counts[f"{kind}_iterations"] += int(out.iterations.sum())
         return out
 
     ModelBatch.evaluate, limits._evaluate = counted_evaluate, counted_solve

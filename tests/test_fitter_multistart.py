@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from reinterpret.fitter import InferenceOptions, compile_models, hypotest, infer, starts
-from reinterpret.fitter.optimize import minimize
+from reinterpret.fitter.optimize import minimize, stopped_by_beat
 
 
 def _normsys(name: str, hi: float, lo: float) -> dict:
@@ -242,7 +242,7 @@ def test_a_fit_given_a_lower_minimum_to_beat_stops_once_it_cannot():
     lower = infer.run_fits(model, InferenceOptions()).background
     assert higher.nll[0] > lower.nll[0] + 0.5
 
-    stopped = minimize(model, rows, obs, aux, th, fx, beat=lower.nll)
+    stopped = minimize(model, rows, obs, aux, th, fx, beat=(lower.nll, lower.theta))
     assert not stopped.converged[0]
     assert stopped.messages[0] == LOST_MESSAGE
     assert stopped.iterations[0] < higher.iterations[0]
@@ -253,7 +253,68 @@ def test_a_fit_given_a_lower_minimum_to_beat_stops_once_it_cannot():
     start[0, fold] -= 0.2  # in the lower basin, off its minimum
     plain = minimize(model, rows, obs, aux, start, fx)
     assert plain.iterations[0] > 1 and plain.nll[0] == pytest.approx(lower.nll[0], abs=1e-8)
-    kept = minimize(model, rows, obs, aux, start, fx, beat=higher.nll)
+    kept = minimize(model, rows, obs, aux, start, fx, beat=(higher.nll, higher.theta))
     assert kept.converged[0] and kept.messages[0] == "converged"
     assert kept.nll[0] == plain.nll[0]
     assert np.array_equal(kept.theta, plain.theta)
+    assert not stopped_by_beat(kept)[0] and stopped_by_beat(stopped)[0]
+
+
+def test_a_fit_heading_for_the_minimum_it_is_to_beat_stops_there():
+    """minimize(..., beat=...) as the limit search runs its fits from the signal-free
+    optimum: a fit that has come near the very minimum it is to beat (within SAME_RADIUS of
+    it in the Hessian's norm, where -log L is convex) stops, unconverged and saying why,
+    before converging; one given another minimum to beat goes on to converge there."""
+    from reinterpret.fitter.optimize import SAME_MESSAGE
+
+    model = compile_models([fold_workspace()])
+    rows = np.arange(1)
+    obs, aux = model.observed, model.aux
+    lower = infer.run_fits(model, InferenceOptions()).background
+    _, fx = infer._set_poi(model, model.init, model.fixed, 0.0)
+    fold = model.labels[0].index("np_fold")
+    start = lower.theta.copy()
+    start[0, fold] -= 0.2  # in the lower basin, off its minimum
+    plain = minimize(model, rows, obs, aux, start, fx)
+    assert plain.converged[0] and plain.iterations[0] >= 2
+
+    same = minimize(model, rows, obs, aux, start, fx, beat=(lower.nll, lower.theta))
+    assert same.messages[0] == SAME_MESSAGE and not same.converged[0]
+    assert stopped_by_beat(same)[0]
+    assert same.iterations[0] < plain.iterations[0]
+    assert lower.nll[0] - 1e-9 <= same.nll[0] < lower.nll[0] + 0.05
+
+    # A minimum to beat far from the fit's path (and above it): the fit converges as without.
+    far = lower.theta.copy()
+    far[0, fold] += 3.0
+    other = minimize(model, rows, obs, aux, start, fx, beat=(lower.nll + 1.0, far))
+    assert other.converged[0] and np.array_equal(other.theta, plain.theta)
+
+
+def test_no_minimum_to_beat_counts_as_the_same_across_a_kink():
+    """optimize._cannot_beat: a minimum to beat near the point in the Hessian's norm is the
+    one the fit heads for only where no kink parameter (-log L not smooth across 0) lies
+    between them or at either; lost (a minimum above) does not depend on kinks."""
+    from types import SimpleNamespace
+
+    from reinterpret.fitter.optimize import _cannot_beat
+
+    P = 3
+    ev = SimpleNamespace(nll=np.full(4, 10.0), hess=np.tile(np.eye(P), (4, 1, 1)))
+    theta = np.array([[0.1, 0.5, 0.0], [0.1, 0.5, 0.0], [0.1, 0.5, 0.0], [0.0, 0.5, 0.0]])
+    point = np.array([[0.2, 0.6, 0.0], [-0.1, 0.5, 0.0], [0.1, 0.5, 5.0], [0.1, 0.5, 0.0]])
+    kinks = np.array([True, False, False])
+    fixed = np.zeros((4, P), dtype=bool)
+    dec, positive = np.full(4, 0.01), np.ones(4, dtype=bool)
+    beat = np.full(4, 10.0)
+    lost, same = _cannot_beat(ev, theta, fixed, kinks, dec, positive, beat, point)
+    # Same side of the kink and near: same. Across it, or on it: not. Far: not.
+    assert same.tolist() == [True, False, False, False]
+    assert not lost.any()
+    lost, same = _cannot_beat(ev, theta, fixed, kinks, dec, positive, beat - 1.0, point)
+    assert lost.all() and not same.any()
+    # A kink parameter held fixed (at the same value in both) is no kink between them.
+    fixed[:, 0] = True
+    theta[1, 0] = point[1, 0]
+    lost, same = _cannot_beat(ev, theta, fixed, kinks, dec, positive, beat, point)
+    assert same.tolist() == [True, True, False, True]

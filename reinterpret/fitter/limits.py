@@ -29,7 +29,10 @@ point stepped to, predicted from the third derivative seen between its last two 
 (the curvature for a first-order step), is below ACCURACY relative; and only from an
 evaluation whose fits were also started from the signal-free optimum (where the hypothesis
 test's own fits start), the lower minimum kept: a chain of warm starts can follow a valley
-that is not the lowest one at the limit. Those fits are asked for in the round that is
+that is not the lowest one at the limit. Such a fit runs after the warm-started one, with its
+minimum to beat: it stops once it is seen to end above that minimum or in it (minimize's
+beat), so it costs the Newton steps that find its basin, not those that converge in it.
+Those fits are asked for in the round that is
 likely to settle a root: one whose step is within NEAR or whose step's predicted error is
 within NEAR_ERROR of its root.
 """
@@ -43,7 +46,7 @@ from scipy.special import log_ndtr, ndtri
 
 from reinterpret.fitter import asymptotics
 from reinterpret.fitter.infer import poi_sigma, q_statistic
-from reinterpret.fitter.optimize import minimize, solve_free
+from reinterpret.fitter.optimize import minimize, solve_free, stopped_by_beat
 
 MAX_ROUNDS = 60
 TOLERANCE = 1e-5
@@ -537,49 +540,52 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     pts = curves.point[roots]
     obs = curves.observed[roots]
     mu = x[roots]
-    # Rows: the Asimov fits, the fits to the data (observed roots); then the same again from
-    # the signal-free optimum for the roots fitted from both starts.
+    # Rows: the Asimov fits, the fits to the data (observed roots).
     which = np.concatenate([np.arange(pts.size), np.flatnonzero(obs)])
     asimov = np.concatenate([np.ones(pts.size, bool), np.zeros(int(obs.sum()), bool)])
-    extra = np.flatnonzero(both[which])
-    # The second start is the one the hypothesis test's own fits at mu start from: the
-    # signal-free optimum (so that CLs computed afresh at a limit is the level).
-    start = np.concatenate([warm.starts(roots, obs, mu), fits.background.theta[pts[which[extra]]]])
-    which = np.concatenate([which, which[extra]])
-    asimov = np.concatenate([asimov, asimov[extra]])
+    start = warm.starts(roots, obs, mu)
     start[:, poi] = mu[which]
     fixed = model.fixed[pts[which]].copy()
     fixed[:, poi] = True
     main = np.where(asimov[:, None], fits.asimov_main[pts[which]], model.observed[pts[which]])
     aux = np.where(asimov[:, None], fits.asimov_aux[pts[which]], model.aux[pts[which]])
+    rows = pts[which]
     out = minimize(
-        model, pts[which], main, aux, start, fixed, options.fit, keep_hessian=True,
+        model, rows, main, aux, start, fixed, options.fit, keep_hessian=True,
         hessian_out=warm.hessian_buffer(which.size), near_hessian=True,
     )  # fmt: skip
-    k = which.size - extra.size
+    extra = np.flatnonzero(both[which])
     # A warm start moved along a profile path can land where -log L is not finite (a yield
     # below zero, far from the last fit): those fits start again from the signal-free
-    # optimum (the roots fitted from both starts have that fit already).
-    failed = np.setdiff1d(np.flatnonzero(~np.isfinite(out.nll[:k])), extra)
+    # optimum (the roots fitted from both starts get that fit below).
+    failed = np.setdiff1d(np.flatnonzero(~np.isfinite(out.nll)), extra)
     if failed.size:
         cold = fits.background.theta[pts[which[failed]]].copy()
         cold[:, poi] = mu[which[failed]]
         redo = minimize(
-            model, pts[which[failed]], main[failed], aux[failed], cold, fixed[failed],
-            options.fit, keep_hessian=True, near_hessian=True,
+            model, rows[failed], main[failed], aux[failed], cold, fixed[failed], options.fit,
+            keep_hessian=True, near_hessian=True,
         )  # fmt: skip
         out.replace_rows(failed, redo, np.arange(failed.size))
     deeper = np.zeros(roots.size, dtype=bool)
     if extra.size:
-        second = np.arange(k, which.size)
-        lower = np.isfinite(out.nll[second]) & ~(out.nll[second] >= out.nll[extra])
+        # The second start is the one the hypothesis test's own fits at mu start from: the
+        # signal-free optimum (so that CLs computed afresh at a limit is the level). Such a
+        # fit matters only where it ends below the warm-started one: it stops once it is
+        # seen to end above it, or in it (minimize's beat).
+        cold = fits.background.theta[pts[which[extra]]].copy()
+        cold[:, poi] = mu[which[extra]]
+        second = minimize(
+            model, rows[extra], main[extra], aux[extra], cold, fixed[extra], options.fit,
+            keep_hessian=True, near_hessian=True, beat=(out.nll[extra], out.theta[extra]),
+        )  # fmt: skip
+        lower = np.isfinite(second.nll) & ~(second.nll >= out.nll[extra]) & ~stopped_by_beat(second)
         out_first = out.nll[extra].copy()
-        out.replace_rows(extra[lower], out, second[lower])
+        out.replace_rows(extra[lower], second, np.flatnonzero(lower))
         # Different minima, not the same one reached twice (they agree to ~1e-9).
         apart = ~(out.nll[extra] >= out_first - BASIN_GAP)
         deeper[which[extra[apart]]] = True
-    out = out.take(slice(0, k))
-    path, curvature = _profile_path(out, fixed[:k], poi)
+    path, curvature = _profile_path(out, fixed, poi)
     k = pts.size
     warm.asimov[roots] = out.theta[:k]
     warm.data[roots[obs]] = out.theta[k:]

@@ -46,13 +46,17 @@ NEGATIVE_CURVATURE = 1e-6
 CRAWL = 1e-2
 
 
-# A fit given a -log L to beat stops once its own minimum is seen to lie above it by more
-# than LOST_MARGIN: at a positive-definite Hessian, with a Newton decrement below
-# LOST_DECREMENT, -log L minus LOST_FACTOR times the decrement above the value to beat.
+# A fit given another fit's minimum to beat stops once it is seen that it cannot: at a
+# positive-definite Hessian, with a Newton decrement below LOST_DECREMENT, where -log L minus
+# LOST_FACTOR times the decrement lies above the value to beat by more than LOST_MARGIN (its
+# own minimum lies higher), or where the minimum to beat lies within SAME_RADIUS of the point
+# in the Hessian's norm (the one it is heading for: both lie where -log L is convex).
 LOST_DECREMENT = 0.1
 LOST_FACTOR = 4.0
 LOST_MARGIN = 1e-3
+SAME_RADIUS = 0.5
 LOST_MESSAGE = "stopped: its minimum lies above the one it was to beat"
+SAME_MESSAGE = "stopped: it is heading for the minimum it was to beat"
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ def minimize(
     hessian_out: np.ndarray | None = None,
     near_hessian: bool | np.ndarray = False,
     escape: bool = False,
-    beat: np.ndarray | None = None,
+    beat: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FitOutcome:
     """Minimise -log L for each row; rows index models of the batch (R,).
 
@@ -162,9 +166,11 @@ def minimize(
     where the Hessian has negative curvature steps along it (_newton_step): for fits from
     starts whose only purpose is to find a lower minimum elsewhere (starts.try_flips); the
     other fits keep to the valley they start in, and step along negative curvature only
-    where the decrement would otherwise call a saddle converged. With beat (R,), the -log L
-    each row is fitted to go below (a fit from another start, say), a row stops unconverged
-    (LOST_MESSAGE) once its own minimum is seen to lie above it (_cannot_beat). Many rows are
+    where the decrement would otherwise call a saddle converged. With beat ((R,), (R, P)),
+    the -log L and the point of the minimum each row is fitted to go below (a fit from
+    another start, say), a row stops unconverged once it is seen that it cannot
+    (_cannot_beat): its own minimum lies above that one (LOST_MESSAGE), or is that one
+    (SAME_MESSAGE); stopped_by_beat tells those rows. Many rows are
     fitted in blocks (FIT_BLOCK_BYTES), their Hessians written into one array, not
     concatenated afterwards.
     """
@@ -182,7 +188,8 @@ def minimize(
             out = None if hessians is None else hessians[t]
             part = minimize(
                 model, rows[t], main[t], aux[t], init[t], fixed[t], options, keep_hessian,
-                settle_kinks, out, near_hessian[t], escape, None if beat is None else beat[t],
+                settle_kinks, out, near_hessian[t], escape,
+                None if beat is None else (beat[0][t], beat[1][t]),
             )  # fmt: skip
             part.hessian = None  # a view of hessians
             parts.append(part)
@@ -219,18 +226,30 @@ def minimize(
         # A kink (code0 interpolation at alpha = 0) can leave a Newton decrement that never
         # vanishes while no step lowers -log L any more: that point is taken as the minimum.
         done = ((decrement < options.tolerance) | (stalled[active] >= 2)) & ~bad
-        lost = np.zeros_like(done)
+        lost = same = np.zeros_like(done)
         if beat is not None:
-            lost = _cannot_beat(ev.nll, decrement, positive, beat[active]) & ~done & ~bad
-        finished = done | bad | lost
+            lost, same = _cannot_beat(
+                ev, th, fx, model.kinks, decrement, positive, beat[0][active], beat[1][active]
+            )
+            lost &= ~done & ~bad
+            same &= ~done & ~bad & ~lost
+        finished = done | bad | lost | same
         idx = active[finished]
         out_nll[idx] = ev.nll[finished]
         out_grad[idx] = np.sqrt((g[finished] ** 2).sum(axis=1))
         converged[idx] = done[finished]
         iterations[idx] = it
-        for i, is_bad, is_lost in zip(idx, bad[finished], lost[finished], strict=True):
+        for i, is_bad, is_lost, is_same in zip(
+            idx, bad[finished], lost[finished], same[finished], strict=True
+        ):
             messages[i] = (
-                "likelihood not finite" if is_bad else LOST_MESSAGE if is_lost else "converged"
+                "likelihood not finite"
+                if is_bad
+                else LOST_MESSAGE
+                if is_lost
+                else SAME_MESSAGE
+                if is_same
+                else "converged"
             )
         gradients[idx] = ev.grad[finished]
         if keep_hessian:
@@ -322,18 +341,35 @@ def minimize(
     return outcome
 
 
-def _cannot_beat(nll, decrement, positive, beat) -> np.ndarray:
-    """Rows whose minimum lies above beat + LOST_MARGIN: where the Hessian is positive
-    definite and the Newton decrement (half the squared Newton step in the Hessian's norm) is
-    below LOST_DECREMENT, -log L is near its quadratic model and its minimum lies at most a
-    small multiple of the decrement below the point (for a self-concordant function, at most
-    twice the decrement; LOST_FACTOR allows twice that)."""
+def _cannot_beat(ev, theta, fixed, kinks, decrement, positive, nll, point):
+    """Rows that cannot end below the minimum (nll (R,) at point (R, P)) they are to beat:
+    (lost, same). Where the Hessian is positive definite and the Newton decrement (half the
+    squared Newton step in the Hessian's norm) is below LOST_DECREMENT, -log L is near its
+    quadratic model: its minimum lies at most a small multiple of the decrement below the
+    point (for a self-concordant function, at most twice the decrement; LOST_FACTOR allows
+    twice that), lost where even that lies above nll + LOST_MARGIN; and it lies within the
+    region around the point (the unit ball of the Hessian's norm) where -log L is convex, so
+    that a minimum to beat within SAME_RADIUS of the point (half that) is the one the fit is
+    heading for: same. Not where a kink (kinks (P,): -log L is not smooth across 0) lies
+    between the point and the minimum to beat, or at either: the Hessian on one side of it
+    says nothing of the other (a mirrored start lies across the kinks from the fit)."""
+    near = positive & (decrement < LOST_DECREMENT)
     with np.errstate(invalid="ignore"):
-        return (
-            positive
-            & (decrement < LOST_DECREMENT)
-            & (nll - LOST_FACTOR * decrement > beat + LOST_MARGIN)
-        )
+        lost = near & (ev.nll - LOST_FACTOR * decrement > nll + LOST_MARGIN)
+        across = (kinks & ~fixed & ~(theta * point > 0.0)).any(axis=1)
+    same = np.zeros_like(near)
+    k = np.flatnonzero(near & ~lost & ~across & np.isfinite(nll))
+    if k.size:
+        d = np.where(fixed[k], 0.0, point[k] - theta[k])
+        with np.errstate(invalid="ignore", over="ignore"):
+            same[k] = np.einsum("rp,rpq,rq->r", d, ev.hess[k], d) <= SAME_RADIUS**2
+    return lost, same
+
+
+def stopped_by_beat(outcome: FitOutcome) -> np.ndarray:
+    """Rows of a fit with minimize(..., beat=...) that stopped because they could not beat
+    the minimum they were given (R,): such a row's -log L is no minimum."""
+    return np.array([m in (LOST_MESSAGE, SAME_MESSAGE) for m in outcome.messages], dtype=bool)
 
 
 def _settle_kinks(model, rows, main, aux, fixed, options, outcome: FitOutcome) -> None:

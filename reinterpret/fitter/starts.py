@@ -17,7 +17,8 @@ more than one start, as extra rows of a batch:
   changes are the same; a start in a basin far above only finds that basin again); a mirror
   below the fit is always refitted. A kink parameter (code0; code1 normsys) is mirrored at any
   distance from its kink (its two basins meet there). A lower minimum replaces the fit; a
-  refit stops as soon as its own minimum is seen to lie above the fit's (minimize's beat).
+  refit stops as soon as its own minimum is seen to lie above the fit's, or to be the fit's
+  (minimize's beat).
 
 Every outcome carries `spread`: how far (in -log L) the first start's own minimum lies above
 the one kept, i.e. how wrong a single-start fit would have been (0 when the first start's
@@ -29,7 +30,13 @@ from __future__ import annotations
 import numpy as np
 
 from reinterpret.fitter.model import ModelBatch
-from reinterpret.fitter.optimize import KINK_WIDTH, FitOptions, FitOutcome, minimize
+from reinterpret.fitter.optimize import (
+    KINK_WIDTH,
+    FitOptions,
+    FitOutcome,
+    minimize,
+    stopped_by_beat,
+)
 
 # Two converged starts whose -log L differ by more than this (1e-4 in 2 NLL) reached different
 # minima; converged starts in one minimum agree to ~1e-9.
@@ -159,17 +166,18 @@ def try_flips(
     if owner.size == 0:
         return outcome
     keep_hessian = outcome.hessian is not None
-    # A mirrored start matters only where it ends below the fit: one seen to end above it
-    # stops there (minimize's beat).
+    # A mirrored start matters only where it ends below the fit: one seen to end above it,
+    # or in it, stops there (minimize's beat).
     again = minimize(
         model, rows[owner], main[owner], aux[owner], start, fixed[owner], options, keep_hessian,
-        escape=True, beat=outcome.nll[owner],
+        escape=True, beat=(outcome.nll[owner], outcome.theta[owner]),
     )  # fmt: skip
+    stopped = stopped_by_beat(again)
     first = outcome.nll + outcome.spread
     best = outcome.nll.copy()
     for k, r in enumerate(owner):
         f = again.nll[k]
-        if not np.isfinite(f):
+        if not np.isfinite(f) or stopped[k]:
             continue
         if f < best[r] - IMPROVEMENT or not np.isfinite(best[r]):
             best[r] = f
