@@ -229,3 +229,45 @@ def test_the_residuals_second_derivative_comes_from_the_profile_curvature(seed):
     err_second, err_newton = np.abs(second - truth)[far], np.abs(newton - truth)[far]
     assert np.all(err_second < err_newton)
     assert err_second.sum() < 0.5 * err_newton.sum()
+
+
+@pytest.mark.parametrize("name", ["sbottom_400_205_60", "sbottom_1000_205_60"])
+def test_the_checking_fits_stop_in_the_warm_fits_basin_and_change_no_limit(monkeypatch, name):
+    """The limit search's fits from the signal-free optimum are given the warm-started fits'
+    minima to beat (minimize's beat): most stop once they head into that very minimum
+    (SAME_MESSAGE), and the limits are those of checking fits run to convergence (for
+    sbottom_400_205_60 the observed limit's checking fit finds a lower valley, which it
+    still does)."""
+    from reinterpret import services
+    from reinterpret.fitter import limits
+    from reinterpret.fitter.optimize import SAME_MESSAGE
+
+    (point,) = services.patch_points(
+        load("sbottom", "BkgOnly.json"), load("sbottom", "patchset.json"), [name]
+    )
+    model = compile_models([point.workspace])
+    minimize = limits.minimize
+    messages = []
+
+    def spy(*args, **kw):
+        out = minimize(*args, **kw)
+        if kw.get("beat") is not None:
+            messages.extend(out.messages)
+        return out
+
+    monkeypatch.setattr(limits, "minimize", spy)
+    (result,) = hypotest(model, InferenceOptions(upper_limit=True))
+    stopped = messages.count(SAME_MESSAGE)
+    assert stopped >= len(messages) // 2 > 0
+
+    def unbeaten(*args, **kw):
+        kw.pop("beat", None)
+        return minimize(*args, **kw)
+
+    monkeypatch.setattr(limits, "minimize", unbeaten)
+    (full,) = hypotest(model, InferenceOptions(upper_limit=True))
+    assert result.limits_converged and full.limits_converged, (result.warnings, full.warnings)
+    assert result.mu_up_obs == pytest.approx(full.mu_up_obs, rel=1e-6)
+    assert result.mu_up_exp == pytest.approx(full.mu_up_exp, rel=1e-6)
+    if name == "sbottom_400_205_60":
+        assert result.mu_up_obs == pytest.approx(0.32614, abs=2e-5)
