@@ -550,6 +550,13 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     main = np.where(asimov[:, None], fits.asimov_main[pts[which]], model.observed[pts[which]])
     aux = np.where(asimov[:, None], fits.asimov_aux[pts[which]], model.aux[pts[which]])
     rows = pts[which]
+
+    def signal_free(k):
+        """Starts at the signal-free optimum (the POI at mu) for rows k."""
+        start = fits.background.theta[rows[k]].copy()
+        start[:, poi] = mu[which[k]]
+        return start
+
     out = minimize(
         model, rows, main, aux, start, fixed, options.fit, keep_hessian=True,
         hessian_out=warm.hessian_buffer(which.size), near_hessian=True,
@@ -560,11 +567,9 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     # optimum (the roots fitted from both starts get that fit below).
     failed = np.setdiff1d(np.flatnonzero(~np.isfinite(out.nll)), extra)
     if failed.size:
-        cold = fits.background.theta[pts[which[failed]]].copy()
-        cold[:, poi] = mu[which[failed]]
         redo = minimize(
-            model, rows[failed], main[failed], aux[failed], cold, fixed[failed], options.fit,
-            keep_hessian=True, near_hessian=True,
+            model, rows[failed], main[failed], aux[failed], signal_free(failed), fixed[failed],
+            options.fit, keep_hessian=True, near_hessian=True,
         )  # fmt: skip
         out.replace_rows(failed, redo, np.arange(failed.size))
     deeper = np.zeros(roots.size, dtype=bool)
@@ -573,11 +578,10 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
         # signal-free optimum (so that CLs computed afresh at a limit is the level). Such a
         # fit matters only where it ends below the warm-started one: it stops once it is
         # seen to end above it, or in it (minimize's beat).
-        cold = fits.background.theta[pts[which[extra]]].copy()
-        cold[:, poi] = mu[which[extra]]
         second = minimize(
-            model, rows[extra], main[extra], aux[extra], cold, fixed[extra], options.fit,
-            keep_hessian=True, near_hessian=True, beat=(out.nll[extra], out.theta[extra]),
+            model, rows[extra], main[extra], aux[extra], signal_free(extra), fixed[extra],
+            options.fit, keep_hessian=True, near_hessian=True,
+            beat=(out.nll[extra], out.theta[extra]),
         )  # fmt: skip
         lower = np.isfinite(second.nll) & ~(second.nll >= out.nll[extra]) & ~stopped_by_beat(second)
         out_first = out.nll[extra].copy()

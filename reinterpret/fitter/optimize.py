@@ -232,7 +232,7 @@ def minimize(
                 ev, th, fx, model.kinks, decrement, positive, beat[0][active], beat[1][active]
             )
             lost &= ~done & ~bad
-            same &= ~done & ~bad & ~lost
+            same &= ~done & ~bad
         finished = done | bad | lost | same
         idx = active[finished]
         out_nll[idx] = ev.nll[finished]
