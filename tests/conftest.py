@@ -34,11 +34,20 @@ def isolated_blobs(tmp_path, settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    # The file cache (request-rate counters) of the test's own, not the data directory's: that
+    # one is shared by every process of a run (.ci/test runs two), and a test clearing it
+    # would reset another's counters.
+    cache = settings.CACHES["default"]
+    if cache["BACKEND"].endswith("FileBasedCache"):
+        settings.CACHES = {
+            **settings.CACHES,
+            "default": {**cache, "LOCATION": str(tmp_path / "cache")},
+        }
     return settings.HEPSTORE_BLOB_DIR
 
 
 @pytest.fixture(autouse=True)
-def fresh_throttles():
+def fresh_throttles(isolated_blobs):
     """Request-rate counters (in Django's cache) start from zero in every test. Never with
     REDIS_URL set: the cache would then be that Redis, and clearing it flushes the whole
     database (the Celery tests use HEPSTORE_TEST_REDIS_URL, with keys of their own)."""
@@ -100,7 +109,15 @@ def pytest_addoption(parser):
     )
 
 
+# Tests that take tens of seconds to minutes. They run first (in collection order otherwise),
+# so that where the suite runs in several processes (.ci/test: pytest-xdist, --dist loadfile,
+# which hands out whole files in the order of their first test) the files that hold them are
+# spread over the processes first and none is left to run alone at the end.
+_LONG_MARKERS = ("slow", "celery")
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in _LONG_MARKERS))
     if not config.getoption("--database-tests-only"):
         return
     keep, drop = [], []

@@ -26,6 +26,7 @@ def manage(*args, env_dir) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_validate_exit_codes_and_json(bundle, tmp_path):
     root, ws, ps = bundle
     ok = manage("validate", root, "--format", "json", env_dir=tmp_path)

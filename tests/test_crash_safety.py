@@ -55,6 +55,7 @@ def run(env, *args, check=True):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="reads the SQLite file")
 def test_sigkilled_ingestion_leaves_exactly_the_referenced_blobs_after_fsck_repair(tmp_path):
     data = tmp_path / "data"

@@ -100,6 +100,7 @@ def close(a: float, b: float) -> bool:
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+@pytest.mark.slow
 @given(workspaces())
 def test_generated_workspace_agrees_with_tightly_converged_pyhf(ws):
     model = compile_models([ws])

@@ -138,6 +138,7 @@ def test_a_single_start_ends_in_the_higher_minimum_and_the_safeguarded_fit_in_th
     assert any("different minima" in w for w in result.warnings)
 
 
+@pytest.mark.slow
 def test_the_lower_minimum_and_the_cls_built_on_it_are_pyhfs_in_that_basin():
     pyhf = pytest.importorskip("pyhf")
     ws = fold_workspace()

@@ -98,6 +98,7 @@ def test_erjr_best_fit_is_a_stationary_point():
     assert np.abs(ev.grad[0][free]).max() < 1e-3
 
 
+@pytest.mark.slow
 def test_tiny_signal_point_agrees_with_tightly_converged_pyhf():
     pyhf = pytest.importorskip("pyhf")
     ((analysis, name),) = LOOSE_PYHF

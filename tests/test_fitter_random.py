@@ -141,6 +141,7 @@ KNOWN: dict[int, str] = {}
 UPPER_LIMITS = {0, 3, 4}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("seed", "codes"), CASES)
 def test_random_workspace_agrees_with_pyhf(seed, codes):
     if seed in KNOWN:

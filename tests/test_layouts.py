@@ -145,6 +145,7 @@ def test_garbage_archive_is_unusable(tmp_path):
         validate_paths([tmp_path / "x.tar.gz"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("analysis", ANALYSES)
 def test_real_published_likelihoods_validate(analysis):
     folder = require_shared(analysis)

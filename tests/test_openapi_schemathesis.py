@@ -128,6 +128,7 @@ def live_portal(tmp_path):
         log.close()
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(live_portal, tmp_path):
     base, token, server_log = live_portal
     command = [
