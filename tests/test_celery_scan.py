@@ -98,6 +98,13 @@ def portal(tmp_path):
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     manage(env, "migrate", "-v0")
+    # The fitter's compiled kernel loaded (compiled, where its on-disk cache is cold) once here:
+    # otherwise every worker's first chunk compiles it, tens of seconds on a loaded machine,
+    # longer than the visibility timeout, and the chunk is delivered again to the other worker.
+    subprocess.run(
+        [sys.executable, "-c", "from reinterpret.fitter import kernel; kernel.warm_up()"],
+        cwd=ROOT, env=env, check=True, timeout=600,
+    )  # fmt: skip
     state = {"env": env, "db": db, "workers": [], "run_id": run_id}
     try:
         yield state
