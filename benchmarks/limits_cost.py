@@ -34,6 +34,7 @@ def main() -> None:
     counts = {"fits": 0, "rows": 0, "light": 0, "inside": False, "first": False}
     counts.update(warm=0, warm_iterations=0, cold=0, cold_iterations=0)
     evaluate, solve, minimize = ModelBatch.evaluate, limits._evaluate, limits.minimize
+    check = limits._check
 
     def counted_evaluate(self, theta, *rest, **kw):
         if counts["inside"]:
@@ -49,10 +50,19 @@ def main() -> None:
         finally:
             counts["inside"] = False
 
+    def counted_check(model, fits, options, curves, roots, x, warm):
+        # Fits from the signal-free optimum at a root's last evaluation, after it: counted
+        # with the others of their kind (below), and their evaluations with the search's.
+        counts["inside"] = True
+        try:
+            return check(model, fits, options, curves, roots, x, warm)
+        finally:
+            counts["inside"] = False
+
     def counted_minimize(model, rows, *rest, **kw):
         # limits._evaluate: the round's first call fits the warm starts, the one given a
         # minimum to beat those from the signal-free optimum (a second call without is the
-        # warm fits that failed, started again).
+        # warm fits that failed, started again); limits._check's call is given one too.
         out = minimize(model, rows, *rest, **kw)
         kind = "cold" if kw.get("beat") is not None else "warm" if counts["first"] else None
         counts["first"] = False
@@ -62,6 +72,7 @@ def main() -> None:
         return out
 
     ModelBatch.evaluate, limits._evaluate = counted_evaluate, counted_solve
+    limits._check = counted_check
     limits.minimize = counted_minimize
     kernel.warm_up()  # the compiled kernel's one-time load is no part of either time
     print(

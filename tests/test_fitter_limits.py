@@ -174,6 +174,44 @@ def test_a_warm_start_where_the_likelihood_is_not_finite_is_fitted_again_from_th
         assert cls == pytest.approx(level, rel=2e-5)
 
 
+@pytest.mark.parametrize(
+    ("analysis", "name", "curve"),
+    [("sbottom", "sbottom_600_131_1", 3), ("1lbb", "C1N2_Wh_hbb_600_100", 0)],
+)
+def test_a_root_settled_by_a_warm_evaluation_is_checked_from_the_signal_free_optimum(
+    monkeypatch, analysis, name, curve
+):
+    """A root whose last evaluation had warm-started fits only is settled by it once fits
+    from the signal-free optimum at the same mu find no lower minimum (limits._check). On
+    these points they do find one for one root (sbottom_600_131_1: the -1 sigma curve's
+    Asimov fit; 1lbb C1N2_Wh_hbb_600_100: the observed curve's): that root's search goes on
+    from the lower minimum, and every limit is still where CLs computed afresh is the level."""
+    from reinterpret import services
+    from reinterpret.fitter import limits
+
+    (point,) = services.patch_points(
+        load(analysis, "BkgOnly.json"), load(analysis, "patchset.json"), [name]
+    )
+    model = compile_models([point.workspace])
+    checks = []
+    check = limits._check
+
+    def spy(model, fits, options, curves, roots, x, warm):
+        deeper = check(model, fits, options, curves, roots, x, warm)
+        checks.extend(zip(curves.curve[roots].tolist(), deeper.tolist(), strict=True))
+        return deeper
+
+    monkeypatch.setattr(limits, "_check", spy)
+    (result,) = hypotest(model, InferenceOptions(upper_limit=True))
+    assert result.limits_converged, result.warnings
+    assert (curve, True) in checks
+    assert sum(not deeper for _, deeper in checks) > 0  # roots settled after the check
+    checked = _cls_at_limits(model, result)
+    assert len(checked) == 6
+    for cls, level in checked:
+        assert cls == pytest.approx(level, rel=2e-5)
+
+
 @pytest.mark.parametrize("seed", [0, 4])
 def test_the_residuals_second_derivative_comes_from_the_profile_curvature(seed):
     """Each root's residual r(mu) (sqrt(q_A) minus its target; log level - log CLs for the

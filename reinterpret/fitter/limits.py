@@ -34,7 +34,10 @@ minimum to beat: it stops once it is seen to end above that minimum or in it (mi
 beat), so it costs the Newton steps that find its basin, not those that converge in it.
 Those fits are asked for in the round that is
 likely to settle a root: one whose step is within NEAR or whose step's predicted error is
-within NEAR_ERROR of its root.
+within NEAR_ERROR of its root. A root that an evaluation would settle without them gets them
+afterwards, at that evaluation's mu, and is settled where they find no lower minimum (its
+search goes on from the lower one where they do): a second warm-started evaluation only to
+have both starts would cost more.
 """
 
 from __future__ import annotations
@@ -278,6 +281,8 @@ def solve_limits(model, fits, options):
         np.full(n, float(options.mu_test)),
         np.repeat(a_path, CURVES, axis=0),
         np.repeat(d_path, CURVES, axis=0),
+        np.repeat(fits.asimov_fixed_mu.nll, CURVES),
+        np.repeat(fits.fixed_mu.nll, CURVES),
     )
     lo = np.full(n, np.nan)  # the largest mu seen allowed
     hi = np.full(n, np.nan)  # the smallest mu seen excluded
@@ -316,7 +321,7 @@ def solve_limits(model, fits, options):
         shared = np.full(pending.size, np.nan)
         expected = ~observed[pending]
         shared[expected] = asimov.roots(point[pending[expected]], curves.target[pending[expected]])
-        nxt, settled, check = _step(
+        nxt, settled, check, unchecked = _step(
             curves,
             pending,
             x[pending],
@@ -331,6 +336,18 @@ def solve_limits(model, fits, options):
         root[pending[done]] = value
         found[pending[done]] = success
         pending = pending[~done]
+        # Roots this evaluation settles but for its fits from the signal-free optimum: those
+        # fits now, at the same mu; settled where they find no lower minimum.
+        late, late_value, late_ok = unchecked
+        if late.any():
+            ids = pending[late]
+            deeper = _check(model, fits, options, curves, ids, x, warm)
+            root[ids[~deeper]] = late_value[late][~deeper]
+            found[ids[~deeper]] = late_ok[late][~deeper]
+            _forget(ids[deeper], hi, x_prev, asimov, point)
+            keep = ~late
+            keep[np.flatnonzero(late)[deeper]] = True
+            pending, nxt, check = pending[keep], nxt[keep], check[keep]
         x[pending] = nxt
         both[pending] |= check
         inside = np.ones(pending.size, dtype=bool)
@@ -339,15 +356,20 @@ def solve_limits(model, fits, options):
         r, dr, d2r, ok, s, ds, deeper = _evaluate(
             model, fits, options, curves, pending, x, warm, both[pending]
         )
-        # A lower minimum than the warm start's: the profile likelihood is lower than the
-        # evaluations so far said, so mu they found excluded may not be (those found allowed
-        # stay allowed).
-        hi[pending[deeper]] = np.nan
-        x_prev[pending[deeper]] = np.nan
-        asimov.forget(np.unique(point[pending[deeper]]))
+        _forget(pending[deeper], hi, x_prev, asimov, point)
         asimov.add(point[pending], x[pending], s, ds)
     root[pending] = x[pending]
     return root.reshape(-1, CURVES), found.reshape(-1, CURVES)
+
+
+def _forget(roots, hi, x_prev, asimov, point) -> None:
+    """After fits from the signal-free optimum found a lower minimum than the warm-started
+    ones of these roots: the profile likelihood is lower than the evaluations so far said, so
+    mu they found excluded may not be (those found allowed stay allowed), and the points'
+    sqrt(q_A) evaluations may lie on the other valley."""
+    hi[roots] = np.nan
+    x_prev[roots] = np.nan
+    asimov.forget(np.unique(point[roots]))
 
 
 def _wald_guess(model, fits, options, curves) -> np.ndarray:
@@ -366,7 +388,9 @@ def _wald_guess(model, fits, options, curves) -> np.ndarray:
 def _step(curves, roots, x, residuals, bounds, inside, guesses, checked):
     """Update the brackets of roots with their residuals (r, dr/dmu, d2r/dmu2, fits
     converged) at x; returns the next x of every root not settled, (done mask, root value,
-    found) for all, and which of those not settled are to be fitted from both starts.
+    found) for all, which of those not settled are to be fitted from both starts, and (mask,
+    root value, found) of those not settled that this evaluation would settle were its fits
+    also started from the signal-free optimum.
     guesses: (seed, a guess to prefer to the fallback steps where it lies inside the
     bracket; shared, the root of the point's interpolated sqrt(q_A) for an expected curve,
     preferred to the root's own model; NaN: none); checked: whose residuals came from both
@@ -436,6 +460,10 @@ def _step(curves, roots, x, residuals, bounds, inside, guesses, checked):
     check = ~checked & (
         converged | (delta <= NEAR * np.abs(x)) | (predicted <= NEAR_ERROR * np.abs(x))
     )
+    # This evaluation would settle these (its fits converged) if they had also been started
+    # from the signal-free optimum: they are, afterwards (solve_limits). Where they did not
+    # converge, the next evaluation (from both starts) may.
+    unchecked = converged & ok & ~checked & ~at_top & ~at_bottom
     converged &= checked
     done = converged | at_top | at_bottom
     value = np.where(converged, settled_at, np.where(at_top, high, low))
@@ -484,19 +512,27 @@ def _step(curves, roots, x, residuals, bounds, inside, guesses, checked):
     nxt = np.where(usable & (guess > floor) & (guess < ceiling), guess, fallback)
     # A first evaluation outside the bounds leaves its brackets unset: start from the guess.
     nxt = np.where(inside | np.isfinite(nxt), nxt, np.clip(x, low, high))
-    return nxt[~done], (done, value[done], success[done]), check[~done]
+    rest = ~done
+    return (
+        nxt[rest],
+        (done, value[done], success[done]),
+        check[rest],
+        (unchecked[rest], settled_at[rest], ok[rest]),
+    )
 
 
 @dataclass
 class _Warm:
-    """Per root: the last Asimov and data fits (R, P), the mu they were made at (R,) and
-    their profile paths d theta / d mu (R, P)."""
+    """Per root: the last Asimov and data fits (R, P), the mu they were made at (R,),
+    their profile paths d theta / d mu (R, P) and their -log L (R,)."""
 
     asimov: np.ndarray
     data: np.ndarray
     mu: np.ndarray
     asimov_path: np.ndarray
     data_path: np.ndarray
+    asimov_nll: np.ndarray
+    data_nll: np.ndarray
     # Where each round's fits keep their Hessians (for the profile paths), reused from round
     # to round: a fresh array of that size is mapped afresh, and its first writes page-fault.
     buffer: np.ndarray | None = None
@@ -532,6 +568,71 @@ def _profile_path(fit, fixed: np.ndarray, poi: int) -> tuple[np.ndarray, np.ndar
     return path, np.where(ok, curvature, np.nan)
 
 
+def _fit_rows(model, fits, pts, obs):
+    """The fixed-POI fits of roots of points pts (obs: the observed roots): first one to the
+    Asimov data per root, then one to the data per observed root. Returns (which: the root of
+    each fit, model rows, main data, auxiliary data, fixed parameters with the POI)."""
+    which = np.concatenate([np.arange(pts.size), np.flatnonzero(obs)])
+    asimov = np.concatenate([np.ones(pts.size, bool), np.zeros(int(obs.sum()), bool)])
+    rows = pts[which]
+    fixed = model.fixed[rows].copy()
+    fixed[:, model.poi_index] = True
+    main = np.where(asimov[:, None], fits.asimov_main[rows], model.observed[rows])
+    aux = np.where(asimov[:, None], fits.asimov_aux[rows], model.aux[rows])
+    return which, rows, main, aux, fixed
+
+
+def _from_signal_free(model, fits, options, rows, main, aux, fixed, mu, first, keep_hessian):
+    """Fixed-POI fits at mu from the second start, the one the hypothesis test's own fits at
+    mu start from: the signal-free optimum (so that CLs computed afresh at a limit is the
+    level). first: (-log L, point) of each row's warm-started fit. Such a fit matters only
+    where it ends below that one: it stops once it is seen to end above it, or in it
+    (minimize's beat). Returns the fits, where they ended lower (lower) and where that is a
+    different minimum (apart: not the same one reached twice; they agree to ~1e-9)."""
+    start = fits.background.theta[rows].copy()
+    start[:, model.poi_index] = mu
+    nll = first[0]
+    second = minimize(
+        model, rows, main, aux, start, fixed, options.fit, keep_hessian=keep_hessian,
+        near_hessian=True, beat=first,
+    )  # fmt: skip
+    lower = np.isfinite(second.nll) & ~(second.nll >= nll) & ~stopped_by_beat(second)
+    apart = ~(np.where(lower, second.nll, nll) >= nll - BASIN_GAP)
+    return second, lower, apart
+
+
+def _check(model, fits, options, curves, roots, x, warm):
+    """The fits of the roots' last evaluation (at x, warm-started only) from the signal-free
+    optimum too (_from_signal_free). Returns per root whether one of them found a different,
+    lower minimum (deeper); that fit becomes the root's last one (its warm start)."""
+    pts = curves.point[roots]
+    obs = curves.observed[roots]
+    which, rows, main, aux, fixed = _fit_rows(model, fits, pts, obs)
+    k = pts.size
+    first = (
+        np.concatenate([warm.asimov_nll[roots], warm.data_nll[roots[obs]]]),
+        np.concatenate([warm.asimov[roots], warm.data[roots[obs]]]),
+    )
+    second, _, apart = _from_signal_free(
+        model, fits, options, rows, main, aux, fixed, x[roots][which], first, keep_hessian=False
+    )
+    deeper = np.zeros(roots.size, dtype=bool)
+    a = np.flatnonzero(apart)
+    if a.size == 0:
+        return deeper
+    deeper[which[a]] = True
+    moved = second.take(a)
+    moved.hessian = model.evaluate(moved.theta, rows[a], main[a], aux[a]).hess
+    path, _ = _profile_path(moved, fixed[a], curves.poi)
+    for part, theta, nll, paths, sel in (
+        (a < k, warm.asimov, warm.asimov_nll, warm.asimov_path, roots),
+        (a >= k, warm.data, warm.data_nll, warm.data_path, roots),
+    ):
+        r = sel[which[a[part]]]
+        theta[r], nll[r], paths[r] = moved.theta[part], moved.nll[part], path[part]
+    return deeper
+
+
 def _evaluate(model, fits, options, curves, roots, x, warm, both):
     """Fixed-POI fits of the pending roots at x from their warm starts (moved along their
     profile paths; updated in place) and, where `both`, also from the signal-free optimum,
@@ -540,16 +641,9 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     pts = curves.point[roots]
     obs = curves.observed[roots]
     mu = x[roots]
-    # Rows: the Asimov fits, the fits to the data (observed roots).
-    which = np.concatenate([np.arange(pts.size), np.flatnonzero(obs)])
-    asimov = np.concatenate([np.ones(pts.size, bool), np.zeros(int(obs.sum()), bool)])
+    which, rows, main, aux, fixed = _fit_rows(model, fits, pts, obs)
     start = warm.starts(roots, obs, mu)
     start[:, poi] = mu[which]
-    fixed = model.fixed[pts[which]].copy()
-    fixed[:, poi] = True
-    main = np.where(asimov[:, None], fits.asimov_main[pts[which]], model.observed[pts[which]])
-    aux = np.where(asimov[:, None], fits.asimov_aux[pts[which]], model.aux[pts[which]])
-    rows = pts[which]
 
     def signal_free(k):
         """Starts at the signal-free optimum (the POI at mu) for rows k."""
@@ -574,20 +668,11 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
         out.replace_rows(failed, redo, np.arange(failed.size))
     deeper = np.zeros(roots.size, dtype=bool)
     if extra.size:
-        # The second start is the one the hypothesis test's own fits at mu start from: the
-        # signal-free optimum (so that CLs computed afresh at a limit is the level). Such a
-        # fit matters only where it ends below the warm-started one: it stops once it is
-        # seen to end above it, or in it (minimize's beat).
-        second = minimize(
-            model, rows[extra], main[extra], aux[extra], signal_free(extra), fixed[extra],
-            options.fit, keep_hessian=True, near_hessian=True,
-            beat=(out.nll[extra], out.theta[extra]),
+        second, lower, apart = _from_signal_free(
+            model, fits, options, rows[extra], main[extra], aux[extra], fixed[extra],
+            mu[which[extra]], (out.nll[extra], out.theta[extra]), keep_hessian=True,
         )  # fmt: skip
-        lower = np.isfinite(second.nll) & ~(second.nll >= out.nll[extra]) & ~stopped_by_beat(second)
-        out_first = out.nll[extra].copy()
         out.replace_rows(extra[lower], second, np.flatnonzero(lower))
-        # Different minima, not the same one reached twice (they agree to ~1e-9).
-        apart = ~(out.nll[extra] >= out_first - BASIN_GAP)
         deeper[which[extra[apart]]] = True
     path, curvature = _profile_path(out, fixed, poi)
     k = pts.size
@@ -595,6 +680,8 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     warm.data[roots[obs]] = out.theta[k:]
     warm.asimov_path[roots] = path[:k]
     warm.data_path[roots[obs]] = path[k:]
+    warm.asimov_nll[roots] = out.nll[:k]
+    warm.data_nll[roots[obs]] = out.nll[k:]
     warm.mu[roots] = mu
     slope = out.gradient[:, poi]
     return (
