@@ -319,3 +319,44 @@ def test_no_minimum_to_beat_counts_as_the_same_across_a_kink():
     theta[1, 0] = point[1, 0]
     lost, same = _cannot_beat(ev, theta, fixed, kinks, dec, positive, beat, point)
     assert same.tolist() == [True, True, False, True]
+
+
+@pytest.mark.parametrize(
+    ("analysis", "name"), [("1lbb", "C1N2_Wh_hbb_700_100"), ("staus", "DS_240_120_Staus")]
+)
+def test_the_global_fit_starts_one_profile_newton_step_from_the_signal_free_optimum(analysis, name):
+    """infer._profile_start: the POI one Newton step on the profile likelihood from the
+    signal-free optimum, the rest along the profile path, both from the signal-free fit's
+    kept Hessian (then freed). The start lies nearer the best fit than the signal-free
+    optimum does, and the global fit from it ends in the same minimum as from there."""
+    from reinterpret import services
+    from tests.shared_data import load
+
+    (point,) = services.patch_points(
+        load(analysis, "BkgOnly.json"), load(analysis, "patchset.json"), [name]
+    )
+    model = compile_models([point.workspace])
+    poi = model.poi_index
+    fopt = InferenceOptions().fit
+    zero = infer._signal_free_fits(model, fopt)
+    assert zero.hessian is not None
+    start = infer._profile_start(model, zero)
+    assert zero.hessian is None
+    rows = np.arange(1)
+    fits = [
+        minimize(model, rows, model.observed, model.aux, theta, model.fixed, fopt)
+        for theta in (start, zero.theta)
+    ]
+    assert all(f.converged[0] for f in fits)
+    assert fits[0].nll[0] == pytest.approx(fits[1].nll[0], abs=1e-8)
+    mu_hat = fits[1].theta[0, poi]
+    assert fits[0].theta[0, poi] == pytest.approx(mu_hat, abs=1e-3)
+    assert abs(start[0, poi] - mu_hat) < 0.5 * abs(zero.theta[0, poi] - mu_hat)
+
+
+def test_the_global_fit_starts_at_the_signal_free_optimum_where_the_poi_is_fixed():
+    """Where the POI cannot move (fixed by the measurement) there is no profile step."""
+    model = compile_models([fold_workspace()])
+    zero = infer._signal_free_fits(model, InferenceOptions().fit)
+    model.fixed[:, model.poi_index] = True
+    assert np.array_equal(infer._profile_start(model, zero), zero.theta)

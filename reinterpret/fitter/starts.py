@@ -61,12 +61,16 @@ def best_of(
     fixed: np.ndarray,
     options: FitOptions,
     keep_hessian: bool = False,
+    near_hessian: bool = False,
 ) -> FitOutcome:
     """Fit every row from each of the starts (each (R, P)) in one batch; per row, the start
     that ends lowest is kept, with spread set from the others."""
     n = len(starts)
     if n == 1:
-        return minimize(model, rows, main, aux, starts[0], fixed, options, keep_hessian)
+        return minimize(
+            model, rows, main, aux, starts[0], fixed, options, keep_hessian,
+            near_hessian=near_hessian,
+        )  # fmt: skip
     out = minimize(
         model,
         np.tile(rows, n),
@@ -76,6 +80,7 @@ def best_of(
         np.tile(fixed, (n, 1)),
         options,
         keep_hessian,
+        near_hessian=near_hessian,
     )
     return keep_lowest(out, n)
 
@@ -170,7 +175,7 @@ def try_flips(
     # or in it, stops there (minimize's beat).
     again = minimize(
         model, rows[owner], main[owner], aux[owner], start, fixed[owner], options, keep_hessian,
-        escape=True, beat=(outcome.nll[owner], outcome.theta[owner]),
+        near_hessian=keep_hessian, escape=True, beat=(outcome.nll[owner], outcome.theta[owner]),
     )  # fmt: skip
     stopped = stopped_by_beat(again)
     first = outcome.nll + outcome.spread
@@ -195,7 +200,8 @@ def safeguarded(
     fixed: np.ndarray,
     options: FitOptions,
     keep_hessian: bool = False,
+    near_hessian: bool = False,
 ) -> FitOutcome:
     """best_of the starts, then try_flips from the kept minimum."""
-    out = best_of(model, rows, main, aux, starts, fixed, options, keep_hessian)
+    out = best_of(model, rows, main, aux, starts, fixed, options, keep_hessian, near_hessian)
     return try_flips(model, rows, main, aux, fixed, options, out)
