@@ -221,7 +221,7 @@ def test_the_residuals_second_derivative_comes_from_the_profile_curvature(seed):
     mu -+ h, and the second-order step it gives lands nearer the root than Newton's."""
     from reinterpret.fitter import limits
     from reinterpret.fitter.infer import run_fits
-    from reinterpret.fitter.optimize import FitOptions, minimize
+    from reinterpret.fitter.optimize import FitOptions, minimize, profile_path
 
     tight = FitOptions(tolerance=1e-15)  # slopes to rounding, for the difference quotient
     model = compile_models([random_workspace(seed)])
@@ -241,7 +241,7 @@ def test_the_residuals_second_derivative_comes_from_the_profile_curvature(seed):
         aux = np.stack([fits.asimov_aux[0], model.aux[0]])
         out = minimize(model, np.zeros(2, dtype=int), main, aux, start, fixed, tight, True)
         assert out.converged.all()
-        _, curvature = limits._profile_path(out, fixed, poi)
+        _, curvature = profile_path(out, fixed, poi)
         slope = out.gradient[:, poi]
         asimov = (out.nll[0], slope[0], True, curvature[0])
         return curves.residuals(

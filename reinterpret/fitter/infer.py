@@ -14,6 +14,7 @@ from reinterpret.fitter.optimize import (
     FitOutcome,
     free_parameters,
     minimize,
+    profile_path,
     solve_free,
 )
 from reinterpret.fitter.results import PointResult, limit_fields
@@ -235,16 +236,12 @@ def _profile_start(model: ModelBatch, zero: FitOutcome) -> np.ndarray:
     On the published patchsets this start saves 1lbb's global fits about one Newton
     iteration in five (full evaluations per point 21.0 -> 20.1; staus 12.3 -> 11.9)."""
     poi = model.poi_index
-    if zero.hessian is None:
-        return zero.theta
     fixed = model.fixed.copy()
     fixed[:, poi] = True
-    hess = zero.hessian
-    path, ok = solve_free(hess, -hess[:, :, poi], ~fixed)
-    curvature = hess[:, poi, poi] + np.einsum("rp,rp->r", hess[:, poi, :], path)
+    path, curvature = profile_path(zero, fixed, poi)  # NaN curvature: no path
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = -zero.gradient[:, poi] / curvature
-    good = ok & np.isfinite(mu) & (curvature > 0) & np.isfinite(path).all(axis=1)
+    good = np.isfinite(mu) & (curvature > 0)
     good &= ~model.fixed[:, poi] & np.isfinite(zero.theta).all(axis=1)
     mu = np.clip(np.where(good, mu, 0.0), model.lower[:, poi], model.upper[:, poi])
     start = np.where(good[:, None], zero.theta + path * mu[:, None], zero.theta)

@@ -49,7 +49,7 @@ from scipy.special import log_ndtr, ndtri
 
 from reinterpret.fitter import asymptotics
 from reinterpret.fitter.infer import poi_sigma, q_statistic
-from reinterpret.fitter.optimize import minimize, solve_free, stopped_by_beat
+from reinterpret.fitter.optimize import minimize, profile_path, stopped_by_beat
 
 MAX_ROUNDS = 60
 TOLERANCE = 1e-5
@@ -273,8 +273,8 @@ def solve_limits(model, fits, options):
     # moves with mu (the warm start of the next fit is predicted from it).
     fixed = model.fixed.copy()
     fixed[:, poi] = True
-    a_path, a_curv = _profile_path(fits.asimov_fixed_mu, fixed, poi)
-    d_path, d_curv = _profile_path(fits.fixed_mu, fixed, poi)
+    a_path, a_curv = profile_path(fits.asimov_fixed_mu, fixed, poi)
+    d_path, d_curv = profile_path(fits.fixed_mu, fixed, poi)
     warm = _Warm(
         np.repeat(fits.asimov_fixed_mu.theta, CURVES, axis=0),
         np.repeat(fits.fixed_mu.theta, CURVES, axis=0),
@@ -553,21 +553,6 @@ class _Warm:
         return np.concatenate([asimov, data])
 
 
-def _profile_path(fit, fixed: np.ndarray, poi: int) -> tuple[np.ndarray, np.ndarray]:
-    """d theta / d mu along the profile at fixed-POI fits with Hessians (R, P): the optimum
-    of the free parameters f moves as -H_ff^-1 H_f,mu. Zero where it cannot be computed (no
-    Hessian, H_ff not positive definite: the warm start is then the last fit itself). Also
-    the profile likelihood's curvature d2 (-log L) / d mu2 = H_mu,mu - H_mu,f H_ff^-1 H_f,mu
-    (R,), NaN where the path is not known."""
-    if fit.hessian is None:
-        return np.zeros_like(fit.theta), np.full(fit.theta.shape[0], np.nan)
-    path, ok = solve_free(fit.hessian, -fit.hessian[:, :, poi], ~fixed)
-    ok &= np.isfinite(path).all(axis=1)
-    path = np.where(ok[:, None], path, 0.0)
-    curvature = fit.hessian[:, poi, poi] + np.einsum("rp,rp->r", fit.hessian[:, poi, :], path)
-    return path, np.where(ok, curvature, np.nan)
-
-
 def _fit_rows(model, fits, pts, obs):
     """The fixed-POI fits of roots of points pts (obs: the observed roots): first one to the
     Asimov data per root, then one to the data per observed root. Returns (which: the root of
@@ -582,6 +567,13 @@ def _fit_rows(model, fits, pts, obs):
     return which, rows, main, aux, fixed
 
 
+def _signal_free_start(model, fits, rows, mu) -> np.ndarray:
+    """Starts at the signal-free optimum of the given model rows, the POI at mu."""
+    start = fits.background.theta[rows].copy()
+    start[:, model.poi_index] = mu
+    return start
+
+
 def _from_signal_free(model, fits, options, rows, main, aux, fixed, mu, first, keep_hessian):
     """Fixed-POI fits at mu from the second start, the one the hypothesis test's own fits at
     mu start from: the signal-free optimum (so that CLs computed afresh at a limit is the
@@ -589,12 +581,10 @@ def _from_signal_free(model, fits, options, rows, main, aux, fixed, mu, first, k
     where it ends below that one: it stops once it is seen to end above it, or in it
     (minimize's beat). Returns the fits, where they ended lower (lower) and where that is a
     different minimum (apart: not the same one reached twice; they agree to ~1e-9)."""
-    start = fits.background.theta[rows].copy()
-    start[:, model.poi_index] = mu
     nll = first[0]
     second = minimize(
-        model, rows, main, aux, start, fixed, options.fit, keep_hessian=keep_hessian,
-        near_hessian=True, beat=first,
+        model, rows, main, aux, _signal_free_start(model, fits, rows, mu), fixed, options.fit,
+        keep_hessian=keep_hessian, near_hessian=True, beat=first,
     )  # fmt: skip
     lower = np.isfinite(second.nll) & ~(second.nll >= nll) & ~stopped_by_beat(second)
     apart = ~(np.where(lower, second.nll, nll) >= nll - BASIN_GAP)
@@ -623,12 +613,12 @@ def _check(model, fits, options, curves, roots, x, warm):
     deeper[which[a]] = True
     moved = second.take(a)
     moved.hessian = model.evaluate(moved.theta, rows[a], main[a], aux[a]).hess
-    path, _ = _profile_path(moved, fixed[a], curves.poi)
-    for part, theta, nll, paths, sel in (
-        (a < k, warm.asimov, warm.asimov_nll, warm.asimov_path, roots),
-        (a >= k, warm.data, warm.data_nll, warm.data_path, roots),
+    path, _ = profile_path(moved, fixed[a], curves.poi)
+    for part, theta, nll, paths in (
+        (a < k, warm.asimov, warm.asimov_nll, warm.asimov_path),
+        (a >= k, warm.data, warm.data_nll, warm.data_path),
     ):
-        r = sel[which[a[part]]]
+        r = roots[which[a[part]]]
         theta[r], nll[r], paths[r] = moved.theta[part], moved.nll[part], path[part]
     return deeper
 
@@ -645,12 +635,6 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     start = warm.starts(roots, obs, mu)
     start[:, poi] = mu[which]
 
-    def signal_free(k):
-        """Starts at the signal-free optimum (the POI at mu) for rows k."""
-        start = fits.background.theta[rows[k]].copy()
-        start[:, poi] = mu[which[k]]
-        return start
-
     out = minimize(
         model, rows, main, aux, start, fixed, options.fit, keep_hessian=True,
         hessian_out=warm.hessian_buffer(which.size), near_hessian=True,
@@ -662,7 +646,8 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
     failed = np.setdiff1d(np.flatnonzero(~np.isfinite(out.nll)), extra)
     if failed.size:
         redo = minimize(
-            model, rows[failed], main[failed], aux[failed], signal_free(failed), fixed[failed],
+            model, rows[failed], main[failed], aux[failed],
+            _signal_free_start(model, fits, rows[failed], mu[which[failed]]), fixed[failed],
             options.fit, keep_hessian=True, near_hessian=True,
         )  # fmt: skip
         out.replace_rows(failed, redo, np.arange(failed.size))
@@ -674,7 +659,7 @@ def _evaluate(model, fits, options, curves, roots, x, warm, both):
         )  # fmt: skip
         out.replace_rows(extra[lower], second, np.flatnonzero(lower))
         deeper[which[extra[apart]]] = True
-    path, curvature = _profile_path(out, fixed, poi)
+    path, curvature = profile_path(out, fixed, poi)
     k = pts.size
     warm.asimov[roots] = out.theta[:k]
     warm.data[roots[obs]] = out.theta[k:]

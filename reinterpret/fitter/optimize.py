@@ -610,6 +610,21 @@ def solve_free(hess: np.ndarray, rhs: np.ndarray, free: np.ndarray):
     return x, ok
 
 
+def profile_path(fit, fixed: np.ndarray, poi: int) -> tuple[np.ndarray, np.ndarray]:
+    """d theta / d mu along the profile at fixed-POI fits with Hessians (fixed: with the POI)
+    (R, P): the optimum of the free parameters f moves as -H_ff^-1 H_f,mu. Zero where it
+    cannot be computed (no Hessian, H_ff not positive definite). Also
+    the profile likelihood's curvature d2 (-log L) / d mu2 = H_mu,mu - H_mu,f H_ff^-1 H_f,mu
+    (R,), NaN where the path is not known."""
+    if fit.hessian is None:
+        return np.zeros_like(fit.theta), np.full(fit.theta.shape[0], np.nan)
+    path, ok = solve_free(fit.hessian, -fit.hessian[:, :, poi], ~fixed)
+    ok &= np.isfinite(path).all(axis=1)
+    path = np.where(ok[:, None], path, 0.0)
+    curvature = fit.hessian[:, poi, poi] + np.einsum("rp,rp->r", fit.hessian[:, poi, :], path)
+    return path, np.where(ok, curvature, np.nan)
+
+
 def _cholesky_solve(h: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Solve H x = b row by row through H's Cholesky factorisation (LAPACK potrf, potrs),
     which also proves H positive definite (ok). Row by row is no slower than numpy's batched
