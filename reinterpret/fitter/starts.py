@@ -18,7 +18,8 @@ more than one start, as extra rows of a batch:
   below the fit is always refitted. A kink parameter (code0; code1 normsys) is mirrored at any
   distance from its kink (its two basins meet there). A lower minimum replaces the fit; a
   refit stops as soon as its own minimum is seen to lie above the fit's, or to be the fit's
-  (minimize's beat).
+  (minimize's beat). From a lower minimum the mirrors are tried again (FLIP_ROUNDS): one
+  mirror at a time, a few rounds reach minima that need several mirrored at once.
 
 Every outcome carries `spread`: how far (in -log L) the first start's own minimum lies above
 the one kept, i.e. how wrong a single-start fit would have been (0 when the first start's
@@ -45,7 +46,13 @@ START_TOLERANCE = 0.5e-4
 # mirrored: its mirror image lies in the same basin.
 FLIP_MIN = 0.25
 # At most this many fold parameters of a row are mirrored one at a time.
-MAX_FLIPS = 4
+MAX_FLIPS = 8
+# A row whose mirrored start ended lower is tried again from its new minimum, for at most this
+# many rounds in all: a greedy descent over the folds. Where a large signal pulls many fold
+# parameters away from 0 (fixed-POI fits at a strongly excluded mu), the lowest minimum can
+# lie several mirrors away, each lower than the last (sbottom_600_500_60 at mu = 1: 2 NLL
+# 280.13 after one round of four, 276.90 after three rounds of eight; pyhf 278.57).
+FLIP_ROUNDS = 3
 # A mirrored start must end this much lower (in -log L) to replace the fit.
 IMPROVEMENT = 1e-9
 # A mirrored start is fitted only where -log L there is at most this much above the fit's.
@@ -149,30 +156,46 @@ def try_flips(
     outcome: FitOutcome,
 ) -> FitOutcome:
     """Refit the rows of outcome from mirrored starts (flip_starts); where one ends lower,
-    it replaces the row. Updates outcome (and its spread) in place and returns it."""
-    owner, start = flip_starts(model, rows, aux, fixed, outcome.theta)
-    if owner.size == 0:
-        return outcome
-    # Value-only probes at each mirrored start and half-way back (the fit with the flipped
-    # parameters at their centre), in one call.
-    here = outcome.theta[owner]
-    centre = 0.5 * (here + start)
-    probe = model.nll_moved(
-        outcome.theta, np.tile(owner, 2), np.concatenate([start, centre]), rows, main, aux
-    )
-    there, middle = probe[: owner.size], probe[owner.size :]
-    f0 = outcome.nll[owner]
-    with np.errstate(invalid="ignore"):
-        low = np.isfinite(there) & (there <= f0 + FLIP_MARGIN)
-        # Convex along the line through the centre: one basin there, the mirror leads back.
-        barrier = ~(middle <= 0.5 * (f0 + there) + 1e-9 * np.abs(f0))
-    # A mirrored start below the fit leads to a lower minimum, barrier or not.
-    owner, start = owner[low & (barrier | (there < f0))], start[low & (barrier | (there < f0))]
-    if owner.size == 0:
-        return outcome
+    it replaces the row, and the row's mirrored starts are tried again from its new minimum
+    (at most FLIP_ROUNDS rounds). Updates outcome (and its spread) in place and returns it."""
+    todo = np.arange(outcome.nll.size)
+    for _ in range(FLIP_ROUNDS):
+        before = outcome.nll[todo].copy()
+        owner, start = flip_starts(model, rows[todo], aux[todo], fixed[todo], outcome.theta[todo])
+        owner = todo[owner]
+        if owner.size == 0:
+            break
+        # Value-only probes at each mirrored start and half-way back (the fit with the
+        # flipped parameters at their centre), in one call.
+        here = outcome.theta[owner]
+        centre = 0.5 * (here + start)
+        probe = model.nll_moved(
+            outcome.theta, np.tile(owner, 2), np.concatenate([start, centre]), rows, main, aux
+        )
+        there, middle = probe[: owner.size], probe[owner.size :]
+        f0 = outcome.nll[owner]
+        with np.errstate(invalid="ignore"):
+            low = np.isfinite(there) & (there <= f0 + FLIP_MARGIN)
+            # Convex along the line through the centre: one basin there, the mirror leads back.
+            barrier = ~(middle <= 0.5 * (f0 + there) + 1e-9 * np.abs(f0))
+        # A mirrored start below the fit leads to a lower minimum, barrier or not.
+        tried = low & (barrier | (there < f0))
+        if not tried.any():
+            break
+        # A mirrored start matters only where it ends below the fit: one seen to end above
+        # it, or in it, stops there (minimize's beat).
+        _keep_lower(model, rows, main, aux, fixed, options, outcome, owner[tried], start[tried])
+        with np.errstate(invalid="ignore"):
+            todo = todo[outcome.nll[todo] < before - IMPROVEMENT]
+        if todo.size == 0:
+            break
+    return outcome
+
+
+def _keep_lower(model, rows, main, aux, fixed, options, outcome, owner, start) -> None:
+    """Refit rows owner (K,) of outcome from mirrored starts (K, P), each given its row's
+    minimum to beat; where one ends lower, it replaces the row (spread updated)."""
     keep_hessian = outcome.hessian is not None
-    # A mirrored start matters only where it ends below the fit: one seen to end above it,
-    # or in it, stops there (minimize's beat).
     again = minimize(
         model, rows[owner], main[owner], aux[owner], start, fixed[owner], options, keep_hessian,
         near_hessian=keep_hessian, escape=True, beat=(outcome.nll[owner], outcome.theta[owner]),
@@ -188,7 +211,6 @@ def try_flips(
             best[r] = f
             outcome.replace_rows(np.array([r]), again, np.array([k]))
     outcome.spread = _above(first, best)
-    return outcome
 
 
 def safeguarded(
