@@ -28,10 +28,12 @@ known. A root is accepted when its step is below TOLERANCE relative, or when the
 point stepped to, predicted from the third derivative seen between its last two evaluations
 (the curvature for a first-order step), is below ACCURACY relative; and only from an
 evaluation whose fits were also started from the signal-free optimum (where the hypothesis
-test's own fits start), the lower minimum kept: a chain of warm starts can follow a valley
-that is not the lowest one at the limit. Such a fit runs after the warm-started one, with its
-minimum to beat: it stops once it is seen to end above that minimum or in it (minimize's
-beat), so it costs the Newton steps that find its basin, not those that converge in it.
+test's own fits start), the lower minimum kept, and mirrored starts tried from it as the
+hypothesis test's fits get them (starts.try_flips): a chain of warm starts can follow a
+valley that is not the lowest one at the limit. Such a fit runs after the warm-started one,
+with its minimum to beat: it stops once it is seen to end above that minimum or in it
+(minimize's beat), so it costs the Newton steps that find its basin, not those that converge
+in it.
 Those fits are asked for in the round that is
 likely to settle a root: one whose step is within NEAR or whose step's predicted error is
 within NEAR_ERROR of its root. A root that an evaluation would settle without them gets them
@@ -47,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_ndtr, ndtri
 
-from reinterpret.fitter import asymptotics
+from reinterpret.fitter import asymptotics, starts
 from reinterpret.fitter.infer import poi_sigma, q_statistic
 from reinterpret.fitter.optimize import minimize, profile_path, stopped_by_beat
 
@@ -579,14 +581,28 @@ def _from_signal_free(model, fits, options, rows, main, aux, fixed, mu, first, k
     mu start from: the signal-free optimum (so that CLs computed afresh at a limit is the
     level). first: (-log L, point) of each row's warm-started fit. Such a fit matters only
     where it ends below that one: it stops once it is seen to end above it, or in it
-    (minimize's beat). Returns the fits, where they ended lower (lower) and where that is a
-    different minimum (apart: not the same one reached twice; they agree to ~1e-9)."""
+    (minimize's beat). From the lower of the two minima, mirrored starts (starts.try_flips);
+    one that ends lower stands for the row's fit. Returns the fits, where they ended lower
+    (lower) and where that is a different minimum (apart: not the same one reached twice;
+    they agree to ~1e-9)."""
     nll = first[0]
     second = minimize(
         model, rows, main, aux, _signal_free_start(model, fits, rows, mu), fixed, options.fit,
         keep_hessian=keep_hessian, near_hessian=True, beat=first,
     )  # fmt: skip
     lower = np.isfinite(second.nll) & ~(second.nll >= nll) & ~stopped_by_beat(second)
+    # From the lower of the two minima, mirrored starts where the likelihood can fold, as the
+    # hypothesis test's own fits get them (starts.try_flips).
+    best = second.take(np.arange(rows.size))
+    keep = np.flatnonzero(~lower)
+    best.theta[keep], best.nll[keep] = first[1][keep], nll[keep]
+    best.spread[:] = 0.0
+    reached = best.nll.copy()
+    starts.try_flips(model, rows, main, aux, fixed, options.fit, best)
+    with np.errstate(invalid="ignore"):
+        flipped = np.flatnonzero(best.nll < reached - starts.IMPROVEMENT)
+    second.replace_rows(flipped, best, flipped)
+    lower[flipped] = True
     apart = ~(np.where(lower, second.nll, nll) >= nll - BASIN_GAP)
     return second, lower, apart
 
