@@ -582,9 +582,10 @@ def _from_signal_free(model, fits, options, rows, main, aux, fixed, mu, first, k
     level). first: (-log L, point) of each row's warm-started fit. Such a fit matters only
     where it ends below that one: it stops once it is seen to end above it, or in it
     (minimize's beat). From the lower of the two minima, mirrored starts (starts.try_flips);
-    one that ends lower stands for the row's fit. Returns the fits, where they ended lower
-    (lower) and where that is a different minimum (apart: not the same one reached twice;
-    they agree to ~1e-9)."""
+    one that ends lower stands for the row's fit. Returns the fits (a row that did not end
+    lower holds the warm fit's point and value), where they ended lower (lower) and where
+    that is a different minimum (apart: not the same one reached twice; they agree to
+    ~1e-9)."""
     nll = first[0]
     second = minimize(
         model, rows, main, aux, _signal_free_start(model, fits, rows, mu), fixed, options.fit,
@@ -592,17 +593,14 @@ def _from_signal_free(model, fits, options, rows, main, aux, fixed, mu, first, k
     )  # fmt: skip
     lower = np.isfinite(second.nll) & ~(second.nll >= nll) & ~stopped_by_beat(second)
     # From the lower of the two minima, mirrored starts where the likelihood can fold, as the
-    # hypothesis test's own fits get them (starts.try_flips).
-    best = second.take(np.arange(rows.size))
+    # hypothesis test's own fits get them (starts.try_flips). The rows that did not end lower
+    # take the warm fit's point and value for that (no caller reads them otherwise).
     keep = np.flatnonzero(~lower)
-    best.theta[keep], best.nll[keep] = first[1][keep], nll[keep]
-    best.spread[:] = 0.0
-    reached = best.nll.copy()
-    starts.try_flips(model, rows, main, aux, fixed, options.fit, best)
+    second.theta[keep], second.nll[keep] = first[1][keep], nll[keep]
+    reached = second.nll.copy()
+    starts.try_flips(model, rows, main, aux, fixed, options.fit, second)
     with np.errstate(invalid="ignore"):
-        flipped = np.flatnonzero(best.nll < reached - starts.IMPROVEMENT)
-    second.replace_rows(flipped, best, flipped)
-    lower[flipped] = True
+        lower |= second.nll < reached - starts.IMPROVEMENT
     apart = ~(np.where(lower, second.nll, nll) >= nll - BASIN_GAP)
     return second, lower, apart
 
